@@ -1,0 +1,53 @@
+# The two commands of the README, and the pieces they are made of. Each
+# target installs what it needs first (tools/install-deps is idempotent and
+# quick when everything is there), so both work on a fresh Debian 12 machine.
+#
+#   make demo    the embedded pipeline with a generator, no Kafka needed
+#   make check   every test: unit, script, end to end against a real broker
+#
+# Build trees: build/ (release, for the demo and benchmarks) and build-check/
+# (ASan + UBSan, warnings as errors, for the tests).
+
+BUILD      ?= build
+CHECK      ?= build-check
+JOBS       ?= 2
+CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+
+.PHONY: all deps deps-test build build-check demo demo-kafka check bench clean
+
+all: build
+
+deps:
+	tools/install-deps build
+
+deps-test:
+	tools/install-deps test kafka
+
+build: deps
+	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-check: deps-test
+	cmake -S . -B $(CHECK) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DNTA_WERROR=ON \
+		-DNTA_SANITIZE=ON -DBUILD_TESTING=ON
+	cmake --build $(CHECK) -j $(JOBS)
+
+demo: build
+	$(BUILD)/nta-run scripts/demo.lua
+
+# The same demo as separate processes through the local broker.
+demo-kafka: build
+	tools/install-deps kafka
+	scripts/demo-kafka.sh $(BUILD)/nta-run
+
+# ctest starts the broker as a fixture before the tests that need it and
+# stops it after them, also when a test fails.
+check: build-check
+	cd $(CHECK) && ctest --output-on-failure -j 1
+
+bench: build
+	tools/install-deps test kafka
+	bench/run.sh $(BUILD)/nta-run
+
+clean:
+	rm -rf $(BUILD) $(CHECK)

@@ -1,0 +1,84 @@
+/* Kafka clients: configuration from the command line (-b, -X, -F) and a
+ * producer that accounts for deliveries in epochs.
+ *
+ * Epochs are the commit path: every message produced belongs to the current
+ * epoch; the runner closes an epoch together with a snapshot of the input
+ * offsets that the epoch's results cover, and commits those offsets only once
+ * every message of that epoch and all earlier ones is acknowledged. An epoch
+ * is exactly the unit a Kafka transaction would commit atomically. */
+#ifndef NTA_KAFKA_H
+#define NTA_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct nta_kafka_opts {
+    const char *brokers; /* NULL: no broker (embedded mode) */
+    const char *group;
+    char **props; /* "key=value", applied in order after the defaults */
+    int nprops;
+    int verbose;
+} nta_kafka_opts;
+
+/* Adds one -X key=value. Returns 0, or -1 with err. */
+int nta_kafka_opts_add(nta_kafka_opts *o, const char *kv, char *err, size_t errlen);
+
+/* Adds every key=value of a Java .properties file (the client.properties
+ * file Confluent Cloud hands out): '#' and '!' comments, blank lines, and
+ * "key = value" spacing are accepted. Returns 0, or -1 with err naming the
+ * file and line (never a value: it may be a secret). */
+int nta_kafka_opts_load_file(nta_kafka_opts *o, const char *path, char *err, size_t errlen);
+
+void nta_kafka_opts_free(nta_kafka_opts *o);
+
+/* True for property names whose values must never be printed. */
+int nta_kafka_prop_is_secret(const char *key);
+
+/* A new librdkafka conf with bootstrap.servers, the given defaults
+ * (NULL-terminated key, value pairs; the user's properties override them)
+ * and the user's properties. Returns NULL with err naming the property. */
+rd_kafka_conf_t *nta_kafka_conf_new(const nta_kafka_opts *o, const char *const *defaults,
+                                    char *err, size_t errlen);
+
+typedef struct nta_producer nta_producer;
+
+typedef struct nta_producer_stats {
+    uint64_t produced;  /* messages handed to librdkafka */
+    uint64_t delivered; /* acknowledged by the broker */
+    uint64_t failed;    /* delivery attempts that failed (each was produced again) */
+    uint64_t pending;   /* produced, not yet acknowledged */
+} nta_producer_stats;
+
+/* A producer with acks=all and idempotence on: a retried send can not be
+ * written twice. Returns NULL with err. */
+nta_producer *nta_producer_create(const nta_kafka_opts *o, char *err, size_t errlen);
+
+/* Flushes for at most timeout_ms, then destroys. Returns the number of
+ * messages still undelivered (lost to this process; their offsets were
+ * never committed). */
+long nta_producer_destroy(nta_producer *p, int timeout_ms);
+
+/* Copies and queues one message in the current epoch. When librdkafka's
+ * queue is full it serves delivery reports and waits: a stalled broker slows
+ * the pipeline down rather than dropping results. hdr_name may be NULL.
+ * Returns 0, or -1 for an error that retrying cannot fix (err says which). */
+int nta_producer_send(nta_producer *p, const char *topic, const void *key, size_t klen,
+                      const void *val, size_t vlen, int64_t ts_ms, const char *hdr_name,
+                      const char *hdr_val, char *err, size_t errlen);
+
+/* Serves delivery reports and re-sends failed messages. */
+void nta_producer_poll(nta_producer *p, int timeout_ms);
+
+/* Ends the current epoch and returns its id (ids increase from 1). */
+uint64_t nta_producer_close_epoch(nta_producer *p);
+
+/* True once every message of epoch id and of all earlier epochs is acknowledged. */
+int nta_producer_epoch_done(nta_producer *p, uint64_t id);
+
+void nta_producer_get_stats(const nta_producer *p, nta_producer_stats *out);
+
+/* The last error a delivery report gave, or "" (for the status line). */
+const char *nta_producer_last_error(const nta_producer *p);
+
+#endif

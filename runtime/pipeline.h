@@ -1,0 +1,77 @@
+/* The pipeline: messages in, decoded in C, aggregated into every declared
+ * window, results out through a sink. It knows nothing of Kafka: the runner
+ * feeds it messages (with their partition and offset, for the commit path)
+ * or records (from an in-process generator) and gives it the wall clock.
+ *
+ * Watermark = highest event time seen - lateness. A window is emitted once,
+ * when the watermark passes its end. When no record has arrived for
+ * idle_timeout, event time is taken to advance with the wall clock, so the
+ * last windows close without waiting for the next record. */
+#ifndef NTA_PIPELINE_H
+#define NTA_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "decode.h"
+#include "offsets.h"
+#include "script.h"
+
+/* Where output messages go (Kafka producer, or stdout). hdr_name may be NULL.
+ * Returns 0, or -1 if the message could not be queued (counted as an output error). */
+typedef struct nta_sink {
+    int (*send)(void *ctx, const char *topic, const char *key, size_t klen, const char *val,
+                size_t vlen, int64_t ts_ms, const char *hdr_name, const char *hdr_val);
+    void *ctx;
+} nta_sink;
+
+typedef struct nta_pipeline_stats {
+    uint64_t records_in;  /* messages or records offered */
+    uint64_t records_ok;  /* decoded and aggregated (into at least one window) */
+    uint64_t bad[NTA_DEC__COUNT];
+    uint64_t bad_total;
+    uint64_t late_records; /* late for at least one window */
+    uint64_t results_out;
+    uint64_t results_suppressed; /* already emitted before a restart */
+    uint64_t output_errors;
+    uint64_t script_errors; /* on_window failures */
+    int64_t max_event_ms;   /* INT64_MIN before the first record */
+    int64_t watermark_ms;   /* INT64_MIN before the first record */
+} nta_pipeline_stats;
+
+typedef struct nta_pipeline nta_pipeline;
+
+/* conf must outlive the pipeline; script (may be NULL) receives on_window
+ * calls. Returns NULL with err. */
+nta_pipeline *nta_pipeline_create(const nta_pipeline_conf *conf, nta_script *script,
+                                  nta_sink sink, char *err, size_t errlen);
+void nta_pipeline_destroy(nta_pipeline *p);
+
+/* One input message. msg_ts_ms stamps records without a time of their own.
+ * key may be NULL. partition < 0 means "not from Kafka" (no offset tracking). */
+void nta_pipeline_feed(nta_pipeline *p, int32_t partition, int64_t offset, const char *key,
+                       size_t klen, const char *payload, size_t len, int64_t msg_ts_ms);
+
+/* One already-decoded record (in-process source). */
+void nta_pipeline_feed_record(nta_pipeline *p, const nta_record *r);
+
+/* Advances the watermark and emits what it closes. now_ms is the wall clock. */
+void nta_pipeline_tick(nta_pipeline *p, int64_t now_ms);
+
+/* After a restart: windows ending at or before wm were emitted by the
+ * previous run, so rebuilding them from re-read records must not emit them
+ * again. */
+void nta_pipeline_set_resume_watermark(nta_pipeline *p, int64_t wm);
+
+/* End of input: emits every window still holding records. */
+void nta_pipeline_flush(nta_pipeline *p);
+
+const nta_pipeline_stats *nta_pipeline_get_stats(const nta_pipeline *p);
+nta_offsets *nta_pipeline_offsets(nta_pipeline *p);
+
+/* Per-window counters, index 0..nwindows-1 in declaration order. */
+int nta_pipeline_windows(const nta_pipeline *p);
+const nta_window *nta_pipeline_window(const nta_pipeline *p, int i);
+
+#endif

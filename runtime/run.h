@@ -1,0 +1,35 @@
+/* The three ways nta-run runs a script:
+ *  - a pipeline fed from Kafka (a broker was given),
+ *  - a pipeline fed in-process (no broker: its declared generator, or stdin),
+ *  - a generator, publishing to Kafka (or writing to stdout without a broker).
+ * Each returns the process exit code. */
+#ifndef NTA_RUN_H
+#define NTA_RUN_H
+
+#include "conf.h"
+#include "kafka.h"
+#include "script.h"
+
+typedef enum nta_from {
+    NTA_FROM_COMMITTED, /* resume from the group's committed offsets (earliest if none) */
+    NTA_FROM_BEGINNING,
+    NTA_FROM_LATEST,
+} nta_from;
+
+typedef struct nta_run_opts {
+    nta_kafka_opts kafka;
+    nta_from from;
+    int until_end; /* stop after draining every assigned partition */
+    int fast;      /* generators: no pacing */
+    int verbose;
+    int commit_interval_ms;
+} nta_run_opts;
+
+/* Set from signal handlers; the loops check it between batches. */
+extern volatile int nta_run_stop;
+
+int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run_opts *o);
+int nta_run_pipeline_local(nta_script *s, nta_pipeline_conf *conf, const nta_run_opts *o);
+int nta_run_generator(nta_script *s, nta_gen_conf *conf, const nta_run_opts *o);
+
+#endif

@@ -1,0 +1,854 @@
+#include "window.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hll.h"
+
+/* Records further than this from the epoch (about 73 million years) are
+ * refused, and watermarks are clamped to WM_LIMIT, so that no pane or window
+ * arithmetic below can overflow int64 (sizes are capped at SIZE_LIMIT). */
+#define TS_LIMIT ((int64_t)1 << 61)
+#define WM_LIMIT ((int64_t)1 << 62)
+#define SIZE_LIMIT ((int64_t)1 << 40)
+
+/* A pane table's slot array is uint32 and kept at most half full. */
+#define TABLE_KEYS_LIMIT ((uint32_t)1 << 30)
+#define TABLE_MIN_SLOTS 16u
+#define TABLE_MIN_ENTS 8u
+
+/* Freed panes kept for reuse with their slot and entry arrays, so that the
+ * steady state (one pane opens as one closes) allocates nothing. */
+#define PANE_POOL_MAX 4
+/* Cleared HLL shells kept for reuse (each is only its struct once cleared). */
+#define HLL_POOL_MAX 65536
+
+#define NOMEM UINT32_MAX
+
+/* One 8-byte slot of an entry: a number, or the sketch of a distinct agg. */
+typedef union word {
+    uint64_t u;
+    nta_hll *h;
+} word;
+
+/* A hash table of keys with their aggregate state: one per pane, plus the
+ * window's merge table. Entries are stored flat, ew words each:
+ *   [0] key hash, [1 .. kw] key bytes, [kw+1] count, [kw+2 ..] one per agg.
+ * Entry 0 is the overflow bucket "(other)": never in the slots, used once
+ * the table holds max_keys keys. Entries with count 0 hold no data (the
+ * unused overflow bucket, or a key whose sketch could not be allocated). */
+typedef struct table {
+    int64_t idx;     /* pane number: the pane covers [idx*g, idx*g + g) */
+    uint32_t *slots; /* entry number + 1, 0 = empty; linear probing */
+    uint32_t cap;    /* slots, a power of two, more than twice n */
+    uint32_t n;      /* entries in use, the overflow bucket included */
+    uint32_t live;   /* entries with count > 0 (open_keys accounting) */
+    uint32_t ent_cap;
+    word *ents;
+} table;
+
+struct nta_window {
+    nta_window_spec spec;
+    int64_t g;          /* pane length, gcd(size, slide) */
+    int64_t s, z;       /* slide and size, in panes */
+    uint32_t kw, ew;    /* key words, words per entry */
+    uint32_t max_keys;  /* spec.max_keys, clamped to what a table can hold */
+    int has_distinct;
+
+    /* The pane the last record went to, and its time range: records mostly
+     * arrive in time order, so most adds skip the division and the search. */
+    table *cur;
+    int64_t cur_lo, cur_hi;
+
+    /* Open panes sorted by idx. Invariant: every idx >= next_k * s. */
+    table **panes;
+    size_t npanes, panes_cap;
+
+    table *pane_pool[PANE_POOL_MAX];
+    size_t npane_pool;
+    nta_hll **hll_pool;
+    size_t nhll_pool, hll_pool_cap;
+
+    table merge; /* slots == NULL until a window first spans two panes */
+
+    int64_t emitted_upto;
+    int64_t next_k; /* first window not yet passed; INT64_MIN before any */
+    nta_window_stats st;
+};
+
+static const char *const agg_names[NTA_AGG__COUNT] = {
+    [NTA_AGG_SUM] = "sum",
+    [NTA_AGG_MIN] = "min",
+    [NTA_AGG_MAX] = "max",
+    [NTA_AGG_MEAN] = "mean",
+    [NTA_AGG_DISTINCT] = "distinct",
+};
+
+int nta_agg_kind_by_name(const char *name)
+{
+    for (int k = 0; k < NTA_AGG__COUNT; k++)
+        if (strcmp(name, agg_names[k]) == 0)
+            return k;
+    return -1;
+}
+
+const char *nta_agg_kind_name(nta_agg_kind k)
+{
+    return ((unsigned)k < NTA_AGG__COUNT) ? agg_names[k] : "";
+}
+
+/* Floor and ceiling division for b > 0 (C division truncates toward zero,
+ * which would misplace negative timestamps). */
+static inline int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b < 0) ? q - 1 : q;
+}
+
+static inline int64_t ceil_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b > 0) ? q + 1 : q;
+}
+
+static int64_t gcd64(int64_t a, int64_t b)
+{
+    while (b != 0) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+static int is_addr_field(nta_field f)
+{
+    return f == NTA_F_SRC_IP || f == NTA_F_DST_IP;
+}
+
+static int is_field(nta_field f)
+{
+    return f > NTA_F_NONE && f < NTA_F__COUNT;
+}
+
+__attribute__((format(printf, 3, 4)))
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* err may be NULL. */
+int nta_window_spec_check(const nta_window_spec *spec, char *err, size_t errlen)
+{
+    if (memchr(spec->name, '\0', sizeof spec->name) == NULL)
+        return fail(err, errlen, "window name longer than %d characters",
+                    NTA_WINDOW_NAME_MAX - 1);
+    if (spec->name[0] == '\0')
+        return fail(err, errlen, "window has no name");
+    const char *nm = spec->name;
+    if (spec->size_ms <= 0)
+        return fail(err, errlen, "window %s: size_ms must be > 0 (got %lld)", nm,
+                    (long long)spec->size_ms);
+    if (spec->size_ms > SIZE_LIMIT)
+        return fail(err, errlen, "window %s: size_ms must be at most %lld (about 34 years)",
+                    nm, (long long)SIZE_LIMIT);
+    if (spec->slide_ms <= 0)
+        return fail(err, errlen, "window %s: slide_ms must be > 0 (got %lld)", nm,
+                    (long long)spec->slide_ms);
+    if (spec->slide_ms > spec->size_ms)
+        return fail(err, errlen, "window %s: slide_ms (%lld) must not exceed size_ms (%lld)",
+                    nm, (long long)spec->slide_ms, (long long)spec->size_ms);
+    if (spec->nkeys < 0 || spec->nkeys > NTA_WINDOW_MAX_KEYS)
+        return fail(err, errlen, "window %s: %d key fields, at most %d allowed", nm,
+                    spec->nkeys, NTA_WINDOW_MAX_KEYS);
+    for (int i = 0; i < spec->nkeys; i++)
+        if (!is_field(spec->key[i]))
+            return fail(err, errlen, "window %s: key %d is not a valid field", nm, i + 1);
+    if (spec->naggs < 0 || spec->naggs > NTA_WINDOW_MAX_AGGS)
+        return fail(err, errlen, "window %s: %d aggregates, at most %d allowed", nm,
+                    spec->naggs, NTA_WINDOW_MAX_AGGS);
+    for (int i = 0; i < spec->naggs; i++) {
+        const nta_agg_spec *a = &spec->aggs[i];
+        if ((unsigned)a->kind >= NTA_AGG__COUNT)
+            return fail(err, errlen, "window %s: aggregate %d has an unknown kind", nm, i + 1);
+        if (!is_field(a->field))
+            return fail(err, errlen, "window %s: %s (aggregate %d) has no valid field", nm,
+                        agg_names[a->kind], i + 1);
+        if (a->kind != NTA_AGG_DISTINCT && is_addr_field(a->field))
+            return fail(err, errlen,
+                        "window %s: %s(%s): an address field can only be counted with distinct",
+                        nm, agg_names[a->kind], nta_field_name(a->field));
+    }
+    if (spec->max_keys == 0)
+        return fail(err, errlen, "window %s: max_keys must be > 0", nm);
+    return 0;
+}
+
+int64_t nta_window_last_end(const nta_window_spec *spec, int64_t ts_ms)
+{
+    return floor_div(ts_ms, spec->slide_ms) * spec->slide_ms + spec->size_ms;
+}
+
+/* ---- sketches: pooled so that panes coming and going reuse them ---- */
+
+static nta_hll *hll_get(nta_window *w)
+{
+    if (w->nhll_pool > 0)
+        return w->hll_pool[--w->nhll_pool];
+    return nta_hll_create();
+}
+
+static void hll_put(nta_window *w, nta_hll *h)
+{
+    nta_hll_clear(h);
+    if (w->nhll_pool == w->hll_pool_cap && w->hll_pool_cap < HLL_POOL_MAX) {
+        size_t cap = w->hll_pool_cap ? w->hll_pool_cap * 2 : 64;
+        nta_hll **p = realloc(w->hll_pool, cap * sizeof *p);
+        if (p != NULL) {
+            w->hll_pool = p;
+            w->hll_pool_cap = cap;
+        }
+    }
+    if (w->nhll_pool < w->hll_pool_cap)
+        w->hll_pool[w->nhll_pool++] = h;
+    else
+        nta_hll_destroy(h);
+}
+
+/* ---- tables ---- */
+
+static inline word *entry(const nta_window *w, const table *t, uint32_t i)
+{
+    return t->ents + (size_t)i * w->ew;
+}
+
+static inline word *count_of(const nta_window *w, word *e)
+{
+    return e + w->kw + 1;
+}
+
+static inline word *aggs_of(const nta_window *w, word *e)
+{
+    return e + w->kw + 2;
+}
+
+static void entry_init(const nta_window *w, word *e, uint64_t hash, const word *key)
+{
+    e[0].u = hash;
+    for (uint32_t i = 0; i < w->kw; i++)
+        e[1 + i] = key[i];
+    count_of(w, e)->u = 0;
+    word *a = aggs_of(w, e);
+    for (int i = 0; i < w->spec.naggs; i++) {
+        switch (w->spec.aggs[i].kind) {
+        case NTA_AGG_MIN: a[i].u = UINT64_MAX; break;
+        case NTA_AGG_DISTINCT: a[i].h = NULL; break;
+        default: a[i].u = 0; break;
+        }
+    }
+}
+
+/* Gives a fresh entry (count 0) its sketches. Returns -1 if one could not be
+ * allocated; those already allocated stay with the entry. */
+static int ensure_hlls(nta_window *w, word *e)
+{
+    if (!w->has_distinct)
+        return 0;
+    word *a = aggs_of(w, e);
+    for (int i = 0; i < w->spec.naggs; i++)
+        if (w->spec.aggs[i].kind == NTA_AGG_DISTINCT && a[i].h == NULL &&
+            (a[i].h = hll_get(w)) == NULL)
+            return -1;
+    return 0;
+}
+
+static void release_hlls(nta_window *w, table *t)
+{
+    if (!w->has_distinct)
+        return;
+    for (uint32_t i = 0; i < t->n; i++) {
+        word *a = aggs_of(w, entry(w, t, i));
+        for (int j = 0; j < w->spec.naggs; j++)
+            if (w->spec.aggs[j].kind == NTA_AGG_DISTINCT && a[j].h != NULL)
+                hll_put(w, a[j].h);
+    }
+}
+
+static const word no_key[2 * NTA_WINDOW_MAX_KEYS];
+
+static int table_init(const nta_window *w, table *t)
+{
+    t->slots = calloc(TABLE_MIN_SLOTS, sizeof *t->slots);
+    t->ents = malloc((size_t)TABLE_MIN_ENTS * w->ew * sizeof *t->ents);
+    if (t->slots == NULL || t->ents == NULL) {
+        free(t->slots);
+        free(t->ents);
+        t->slots = NULL;
+        t->ents = NULL;
+        return -1;
+    }
+    t->cap = TABLE_MIN_SLOTS;
+    t->ent_cap = TABLE_MIN_ENTS;
+    t->n = 1;
+    t->live = 0;
+    entry_init(w, entry(w, t, 0), 0, no_key);
+    return 0;
+}
+
+/* Empties a table for reuse, keeping its arrays. */
+static void table_reset(nta_window *w, table *t)
+{
+    release_hlls(w, t);
+    memset(t->slots, 0, (size_t)t->cap * sizeof *t->slots);
+    t->n = 1;
+    t->live = 0;
+    entry_init(w, entry(w, t, 0), 0, no_key);
+}
+
+static void table_free_arrays(nta_window *w, table *t)
+{
+    release_hlls(w, t);
+    free(t->slots);
+    free(t->ents);
+    t->slots = NULL;
+    t->ents = NULL;
+}
+
+static int grow_slots(const nta_window *w, table *t)
+{
+    uint32_t cap = t->cap * 2;
+    uint32_t *slots = calloc(cap, sizeof *slots);
+    if (slots == NULL)
+        return -1;
+    uint32_t mask = cap - 1;
+    for (uint32_t i = 1; i < t->n; i++) {
+        uint32_t pos = (uint32_t)entry(w, t, i)[0].u & mask;
+        while (slots[pos] != 0)
+            pos = (pos + 1) & mask;
+        slots[pos] = i + 1;
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->cap = cap;
+    return 0;
+}
+
+static int grow_ents(const nta_window *w, table *t)
+{
+    uint32_t cap = t->ent_cap * 2;
+    word *ents = realloc(t->ents, (size_t)cap * w->ew * sizeof *ents);
+    if (ents == NULL)
+        return -1;
+    t->ents = ents;
+    t->ent_cap = cap;
+    return 0;
+}
+
+static inline int key_eq(const word *a, const word *b, uint32_t kw)
+{
+    for (uint32_t i = 0; i < kw; i++)
+        if (a[i].u != b[i].u)
+            return 0;
+    return 1;
+}
+
+/* The entry number for key, inserting a fresh entry (count 0) if the key is
+ * new. With limited set, a new key in a table already holding max_keys keys
+ * gets 0, the overflow bucket. NOMEM if an array could not grow. */
+static uint32_t table_find(nta_window *w, table *t, const word *key, uint64_t hash,
+                           int limited)
+{
+    uint32_t mask = t->cap - 1;
+    uint32_t pos = (uint32_t)hash & mask;
+    for (uint32_t s; (s = t->slots[pos]) != 0; pos = (pos + 1) & mask) {
+        const word *e = entry(w, t, s - 1);
+        if (e[0].u == hash && key_eq(e + 1, key, w->kw))
+            return s - 1;
+    }
+    if (t->n - 1 >= (limited ? w->max_keys : TABLE_KEYS_LIMIT))
+        return limited ? 0 : NOMEM;
+    if (t->n == t->ent_cap && grow_ents(w, t) != 0)
+        return NOMEM;
+    if ((t->n + 1) * 2 > t->cap) {
+        if (grow_slots(w, t) != 0)
+            return NOMEM;
+        mask = t->cap - 1;
+        pos = (uint32_t)hash & mask;
+        while (t->slots[pos] != 0)
+            pos = (pos + 1) & mask;
+    }
+    uint32_t i = t->n++;
+    t->slots[pos] = i + 1;
+    entry_init(w, entry(w, t, i), hash, key);
+    return i;
+}
+
+/* ---- panes ---- */
+
+static table *pane_new(nta_window *w)
+{
+    if (w->npane_pool > 0)
+        return w->pane_pool[--w->npane_pool];
+    table *t = malloc(sizeof *t);
+    if (t != NULL && table_init(w, t) != 0) {
+        free(t);
+        t = NULL;
+    }
+    return t;
+}
+
+static void pane_release(nta_window *w, table *t)
+{
+    w->st.open_panes--;
+    w->st.open_keys -= t->live;
+    if (w->npane_pool < PANE_POOL_MAX) {
+        table_reset(w, t);
+        w->pane_pool[w->npane_pool++] = t;
+    } else {
+        table_free_arrays(w, t);
+        free(t);
+    }
+}
+
+/* The open pane number idx, created if missing. NULL when out of memory. */
+static table *pane_at(nta_window *w, int64_t idx)
+{
+    size_t lo = 0, hi = w->npanes;
+    /* In-order input opens each new pane after all the others. */
+    if (hi == 0 || w->panes[hi - 1]->idx < idx) {
+        lo = hi;
+    } else {
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (w->panes[mid]->idx < idx)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < w->npanes && w->panes[lo]->idx == idx)
+            return w->panes[lo];
+    }
+    if (w->npanes == w->panes_cap) {
+        size_t cap = w->panes_cap ? w->panes_cap * 2 : 16;
+        table **p = realloc(w->panes, cap * sizeof *p);
+        if (p == NULL)
+            return NULL;
+        w->panes = p;
+        w->panes_cap = cap;
+    }
+    table *t = pane_new(w);
+    if (t == NULL)
+        return NULL;
+    t->idx = idx;
+    memmove(&w->panes[lo + 1], &w->panes[lo], (w->npanes - lo) * sizeof *w->panes);
+    w->panes[lo] = t;
+    w->npanes++;
+    w->st.open_panes++;
+    return t;
+}
+
+/* Releases the open panes numbered below idx (a prefix of the sorted list). */
+static void drop_panes_before(nta_window *w, int64_t idx)
+{
+    size_t n = 0;
+    while (n < w->npanes && w->panes[n]->idx < idx)
+        pane_release(w, w->panes[n++]);
+    if (n == 0)
+        return;
+    memmove(&w->panes[0], &w->panes[n], (w->npanes - n) * sizeof *w->panes);
+    w->npanes -= n;
+    w->cur = NULL;
+}
+
+/* ---- create / destroy ---- */
+
+nta_window *nta_window_create(const nta_window_spec *spec)
+{
+    if (nta_window_spec_check(spec, NULL, 0) != 0)
+        return NULL;
+    nta_window *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    w->spec = *spec;
+    w->g = gcd64(spec->size_ms, spec->slide_ms);
+    w->s = spec->slide_ms / w->g;
+    w->z = spec->size_ms / w->g;
+    for (int i = 0; i < spec->nkeys; i++)
+        w->kw += is_addr_field(spec->key[i]) ? 2 : 1;
+    w->ew = 1 + w->kw + 1 + (uint32_t)spec->naggs;
+    w->max_keys = spec->max_keys < TABLE_KEYS_LIMIT ? (uint32_t)spec->max_keys
+                                                    : TABLE_KEYS_LIMIT;
+    for (int i = 0; i < spec->naggs; i++)
+        if (spec->aggs[i].kind == NTA_AGG_DISTINCT)
+            w->has_distinct = 1;
+    w->emitted_upto = INT64_MIN;
+    w->next_k = INT64_MIN;
+    return w;
+}
+
+static void free_pools(nta_window *w)
+{
+    while (w->npane_pool > 0) {
+        table *t = w->pane_pool[--w->npane_pool];
+        table_free_arrays(w, t);
+        free(t);
+    }
+    if (w->merge.slots != NULL)
+        table_free_arrays(w, &w->merge);
+    while (w->nhll_pool > 0)
+        nta_hll_destroy(w->hll_pool[--w->nhll_pool]);
+    free(w->hll_pool);
+    w->hll_pool = NULL;
+    w->hll_pool_cap = 0;
+}
+
+void nta_window_destroy(nta_window *w)
+{
+    if (w == NULL)
+        return;
+    drop_panes_before(w, INT64_MAX);
+    free(w->panes);
+    free_pools(w);
+    free(w);
+}
+
+const nta_window_spec *nta_window_spec_of(const nta_window *w)
+{
+    return &w->spec;
+}
+
+int64_t nta_window_emitted_upto(const nta_window *w)
+{
+    return w->emitted_upto;
+}
+
+/* ---- the per-record path ---- */
+
+static inline uint64_t value_hash(const nta_record *r, nta_field f)
+{
+    switch (f) {
+    case NTA_F_SRC_IP: return nta_hash64(r->src.b, sizeof r->src.b);
+    case NTA_F_DST_IP: return nta_hash64(r->dst.b, sizeof r->dst.b);
+    default: {
+        uint64_t v = nta_record_u64(r, f);
+        return nta_hash64(&v, sizeof v);
+    }
+    }
+}
+
+static inline void make_key(const nta_window *w, const nta_record *r, word *key)
+{
+    for (int i = 0, o = 0; i < w->spec.nkeys; i++) {
+        switch (w->spec.key[i]) {
+        case NTA_F_SRC_IP: memcpy(&key[o], r->src.b, 16); o += 2; break;
+        case NTA_F_DST_IP: memcpy(&key[o], r->dst.b, 16); o += 2; break;
+        default: key[o++].u = nta_record_u64(r, w->spec.key[i]); break;
+        }
+    }
+}
+
+/* Returns 0 if aggregated, 1 if late (or its time is out of the supported
+ * range, about +-73 million years), and -1 if memory ran out: the record is
+ * then not aggregated and not counted. */
+int nta_window_add(nta_window *w, const nta_record *r)
+{
+    int64_t ts = r->ts_ms;
+    table *t = w->cur;
+    if (t == NULL || ts < w->cur_lo || ts >= w->cur_hi) {
+        if (ts < w->emitted_upto || ts < -TS_LIMIT || ts > TS_LIMIT) {
+            w->st.late++;
+            return 1;
+        }
+        t = pane_at(w, floor_div(ts, w->g));
+        if (t == NULL)
+            return -1;
+        w->cur = t;
+        w->cur_lo = t->idx * w->g;
+        w->cur_hi = w->cur_lo + w->g;
+    }
+
+    word key[2 * NTA_WINDOW_MAX_KEYS];
+    make_key(w, r, key);
+    uint64_t hash = w->kw > 0 ? nta_hash64(key, w->kw * sizeof *key) : 0;
+    uint32_t i = table_find(w, t, key, hash, 1);
+    if (i == NOMEM)
+        return -1;
+    word *e = entry(w, t, i);
+    word *cnt = count_of(w, e);
+    if (cnt->u == 0) {
+        if (ensure_hlls(w, e) != 0)
+            return -1;
+        t->live++;
+        w->st.open_keys++;
+    }
+    if (i == 0)
+        w->st.overflow++;
+    cnt->u++;
+    word *a = aggs_of(w, e);
+    for (int j = 0; j < w->spec.naggs; j++) {
+        nta_field f = w->spec.aggs[j].field;
+        switch (w->spec.aggs[j].kind) {
+        case NTA_AGG_SUM:
+        case NTA_AGG_MEAN: a[j].u += nta_record_u64(r, f); break;
+        case NTA_AGG_MIN: {
+            uint64_t v = nta_record_u64(r, f);
+            if (v < a[j].u)
+                a[j].u = v;
+            break;
+        }
+        case NTA_AGG_MAX: {
+            uint64_t v = nta_record_u64(r, f);
+            if (v > a[j].u)
+                a[j].u = v;
+            break;
+        }
+        case NTA_AGG_DISTINCT: nta_hll_add(a[j].h, value_hash(r, f)); break;
+        case NTA_AGG__COUNT: break;
+        }
+    }
+    w->st.added++;
+    return 0;
+}
+
+/* ---- emission ---- */
+
+/* dst += src. A sketch dst lacks (allocation failed) just loses that part. */
+static void combine(nta_window *w, word *dst, word *src)
+{
+    if (count_of(w, dst)->u == 0)
+        (void)ensure_hlls(w, dst);
+    count_of(w, dst)->u += count_of(w, src)->u;
+    word *d = aggs_of(w, dst), *s = aggs_of(w, src);
+    for (int j = 0; j < w->spec.naggs; j++) {
+        switch (w->spec.aggs[j].kind) {
+        case NTA_AGG_SUM:
+        case NTA_AGG_MEAN: d[j].u += s[j].u; break;
+        case NTA_AGG_MIN:
+            if (s[j].u < d[j].u)
+                d[j].u = s[j].u;
+            break;
+        case NTA_AGG_MAX:
+            if (s[j].u > d[j].u)
+                d[j].u = s[j].u;
+            break;
+        case NTA_AGG_DISTINCT:
+            if (d[j].h != NULL && s[j].h != NULL)
+                nta_hll_merge(d[j].h, s[j].h);
+            break;
+        case NTA_AGG__COUNT: break;
+        }
+    }
+}
+
+/* Rebuilds the key's text from its raw bytes through a scratch record, so
+ * that formatting stays nta_record_field_text's business. */
+static void key_text(const nta_window *w, const word *key, nta_result *res)
+{
+    nta_record r;
+    memset(&r, 0, sizeof r);
+    for (int i = 0, o = 0; i < w->spec.nkeys; i++) {
+        nta_field f = w->spec.key[i];
+        uint64_t v = key[o].u;
+        switch (f) {
+        case NTA_F_SRC_IP: memcpy(r.src.b, &key[o], 16); o += 2; break;
+        case NTA_F_DST_IP: memcpy(r.dst.b, &key[o], 16); o += 2; break;
+        case NTA_F_SRC_PORT: r.src_port = (uint16_t)v; o++; break;
+        case NTA_F_DST_PORT: r.dst_port = (uint16_t)v; o++; break;
+        case NTA_F_PROTO: r.proto = (uint8_t)v; o++; break;
+        case NTA_F_BYTES: r.bytes = v; o++; break;
+        case NTA_F_PACKETS: r.packets = v; o++; break;
+        case NTA_F_TCP_FLAGS: r.tcp_flags = (uint8_t)v; o++; break;
+        default: o++; break;
+        }
+        nta_record_field_text(&r, f, res->key_text[i]);
+    }
+}
+
+static void emit_entry(nta_window *w, word *e, int is_other, nta_result *res,
+                       nta_emit_fn fn, void *ctx)
+{
+    if (is_other) {
+        for (int i = 0; i < w->spec.nkeys; i++)
+            strcpy(res->key_text[i], "(other)");
+    } else {
+        key_text(w, e + 1, res);
+    }
+    res->is_other = is_other;
+    uint64_t n = count_of(w, e)->u;
+    res->count = n;
+    const word *a = aggs_of(w, e);
+    for (int j = 0; j < w->spec.naggs; j++) {
+        switch (w->spec.aggs[j].kind) {
+        case NTA_AGG_MEAN: res->values[j].d = (double)a[j].u / (double)n; break;
+        case NTA_AGG_DISTINCT:
+            res->values[j].u = a[j].h != NULL ? nta_hll_estimate(a[j].h) : 0;
+            break;
+        default: res->values[j].u = a[j].u; break;
+        }
+    }
+    fn(ctx, res);
+}
+
+/* One callback per key of t with records, the overflow bucket last. */
+static size_t emit_table(nta_window *w, table *t, int64_t start, int64_t end,
+                         nta_emit_fn fn, void *ctx)
+{
+    nta_result res;
+    memset(&res, 0, sizeof res);
+    res.spec = &w->spec;
+    res.start_ms = start;
+    res.end_ms = end;
+    size_t n = 0;
+    for (uint32_t i = 1; i < t->n; i++) {
+        word *e = entry(w, t, i);
+        if (count_of(w, e)->u > 0) {
+            emit_entry(w, e, 0, &res, fn, ctx);
+            n++;
+        }
+    }
+    word *other = entry(w, t, 0);
+    if (count_of(w, other)->u > 0) {
+        emit_entry(w, other, 1, &res, fn, ctx);
+        n++;
+    }
+    return n;
+}
+
+/* Emits window k from its open panes, which by the invariant on panes are
+ * the prefix of the list below (k*s + z). A window of one pane is emitted
+ * straight from it; otherwise its panes are merged into the merge table. */
+static size_t emit_window(nta_window *w, int64_t k, nta_emit_fn fn, void *ctx)
+{
+    int64_t hi = k * w->s + w->z;
+    size_t np = 0;
+    while (np < w->npanes && w->panes[np]->idx < hi)
+        np++;
+    int64_t start = k * w->spec.slide_ms;
+    int64_t end = start + w->spec.size_ms;
+    size_t n;
+    if (np == 1) {
+        n = emit_table(w, w->panes[0], start, end, fn, ctx);
+    } else {
+        table *m = &w->merge;
+        if (m->slots == NULL && table_init(w, m) != 0)
+            return 0;
+        for (size_t p = 0; p < np; p++) {
+            table *t = w->panes[p];
+            for (uint32_t i = 0; i < t->n; i++) {
+                word *e = entry(w, t, i);
+                if (count_of(w, e)->u == 0)
+                    continue;
+                uint32_t d = i == 0 ? 0 : table_find(w, m, e + 1, e[0].u, 0);
+                /* Out of memory: the key's totals still count, in "(other)". */
+                if (d == NOMEM)
+                    d = 0;
+                combine(w, entry(w, m, d), e);
+            }
+        }
+        n = emit_table(w, m, start, end, fn, ctx);
+        table_reset(w, m);
+    }
+    if (n > 0)
+        w->st.windows++;
+    w->st.results += n;
+    return n;
+}
+
+/* Emits, in order, each window k <= kmax that covers an open pane, jumping
+ * over empty stretches: from the lowest open pane straight to the first
+ * window that covers it. Drops each pane once its last window is out. */
+static size_t emit_through(nta_window *w, int64_t kmax, nta_emit_fn fn, void *ctx)
+{
+    size_t total = 0;
+    while (w->npanes > 0) {
+        int64_t k = ceil_div(w->panes[0]->idx - w->z + 1, w->s);
+        if (k < w->next_k)
+            k = w->next_k;
+        if (k > kmax)
+            break;
+        total += emit_window(w, k, fn, ctx);
+        w->next_k = k + 1;
+        drop_panes_before(w, w->next_k * w->s);
+    }
+    return total;
+}
+
+size_t nta_window_advance(nta_window *w, int64_t watermark_ms, nta_emit_fn fn, void *ctx)
+{
+    /* No window that can hold a record ends outside +-WM_LIMIT. */
+    if (watermark_ms < -WM_LIMIT)
+        return 0;
+    if (watermark_ms > WM_LIMIT)
+        watermark_ms = WM_LIMIT;
+    int64_t kmax = floor_div(watermark_ms - w->spec.size_ms, w->spec.slide_ms);
+    int64_t upto = kmax * w->spec.slide_ms + w->spec.size_ms;
+    if (upto <= w->emitted_upto)
+        return 0;
+    size_t n = emit_through(w, kmax, fn, ctx);
+    w->emitted_upto = upto;
+    if (w->next_k < kmax + 1)
+        w->next_k = kmax + 1;
+    drop_panes_before(w, w->next_k * w->s);
+    /* The cached pane may now lie before emitted_upto, where adds are late. */
+    w->cur = NULL;
+    return n;
+}
+
+size_t nta_window_flush(nta_window *w, nta_emit_fn fn, void *ctx)
+{
+    size_t n = emit_through(w, INT64_MAX, fn, ctx);
+    if (w->next_k != INT64_MIN) {
+        int64_t upto = (w->next_k - 1) * w->spec.slide_ms + w->spec.size_ms;
+        if (upto > w->emitted_upto)
+            w->emitted_upto = upto;
+    }
+    drop_panes_before(w, INT64_MAX);
+    free(w->panes);
+    w->panes = NULL;
+    w->panes_cap = 0;
+    free_pools(w);
+    w->cur = NULL;
+    return n;
+}
+
+/* ---- accounting ---- */
+
+static size_t table_bytes(const nta_window *w, const table *t)
+{
+    size_t b = (size_t)t->cap * sizeof *t->slots + (size_t)t->ent_cap * w->ew * sizeof(word);
+    if (w->has_distinct) {
+        for (uint32_t i = 0; i < t->n; i++) {
+            const word *a = aggs_of(w, entry(w, t, i));
+            for (int j = 0; j < w->spec.naggs; j++)
+                if (w->spec.aggs[j].kind == NTA_AGG_DISTINCT && a[j].h != NULL)
+                    b += nta_hll_bytes(a[j].h);
+        }
+    }
+    return b;
+}
+
+/* O(open keys) when the spec has a distinct aggregate (each sketch is asked
+ * its size), O(open panes) otherwise: meant for periodic reporting. */
+void nta_window_get_stats(const nta_window *w, nta_window_stats *out)
+{
+    *out = w->st;
+    size_t b = sizeof *w + w->panes_cap * sizeof *w->panes +
+               w->hll_pool_cap * sizeof *w->hll_pool;
+    for (size_t i = 0; i < w->npanes; i++)
+        b += sizeof(table) + table_bytes(w, w->panes[i]);
+    for (size_t i = 0; i < w->npane_pool; i++)
+        b += sizeof(table) + table_bytes(w, w->pane_pool[i]);
+    if (w->merge.slots != NULL)
+        b += table_bytes(w, &w->merge);
+    for (size_t i = 0; i < w->nhll_pool; i++)
+        b += nta_hll_bytes(w->hll_pool[i]);
+    out->bytes = b;
+}

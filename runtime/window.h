@@ -1,0 +1,119 @@
+/* Event-time windows: tumbling and sliding (hopping), aligned to the epoch as
+ * Spark's window(ts, size, slide) aligns them: window k covers
+ * [k*slide, k*slide + size). Keyed by up to two record fields, or unkeyed.
+ *
+ * Sliding windows are built from panes of gcd(size, slide) milliseconds: a
+ * record updates exactly one pane (O(1) per record whatever size/slide is),
+ * and a window is the merge of its size/pane panes, done once when the window
+ * is emitted. A pane is freed once no unemitted window needs it.
+ *
+ * Late data: a record whose time is before the end of the last emitted window
+ * of this definition (it would belong to a window already emitted) is dropped
+ * for this window and counted as late. Records at or after that are never late.
+ *
+ * Memory: each pane holds at most spec.max_keys keys; a record for a new key
+ * past that limit is counted as overflow and added to the reserved key
+ * "(other)" so totals stay right. */
+#ifndef NTA_WINDOW_H
+#define NTA_WINDOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+#define NTA_WINDOW_NAME_MAX 64
+#define NTA_WINDOW_MAX_KEYS 2
+#define NTA_WINDOW_MAX_AGGS 16
+
+typedef enum nta_agg_kind {
+    NTA_AGG_SUM,
+    NTA_AGG_MIN,
+    NTA_AGG_MAX,
+    NTA_AGG_MEAN,
+    NTA_AGG_DISTINCT,
+    NTA_AGG__COUNT
+} nta_agg_kind;
+
+typedef struct nta_agg_spec {
+    nta_agg_kind kind;
+    nta_field field;
+} nta_agg_spec;
+
+typedef struct nta_window_spec {
+    char name[NTA_WINDOW_NAME_MAX];
+    int64_t size_ms;  /* > 0 */
+    int64_t slide_ms; /* > 0, <= size_ms; == size_ms for tumbling */
+    nta_field key[NTA_WINDOW_MAX_KEYS];
+    int nkeys; /* 0 = unkeyed: one result per window, key "" */
+    nta_agg_spec aggs[NTA_WINDOW_MAX_AGGS];
+    int naggs; /* the record count is always computed, not listed here */
+    size_t max_keys; /* per pane, > 0 */
+} nta_window_spec;
+
+/* "sum" -> NTA_AGG_SUM ...; -1 if unknown. */
+int nta_agg_kind_by_name(const char *name);
+const char *nta_agg_kind_name(nta_agg_kind k);
+
+/* One aggregate's value in a result: u for sum/min/max/distinct, d for mean. */
+typedef union nta_agg_value {
+    uint64_t u;
+    double d;
+} nta_agg_value;
+
+/* A finished (window, key) result, valid only during the emit callback. */
+typedef struct nta_result {
+    const nta_window_spec *spec;
+    int64_t start_ms, end_ms;
+    /* Key fields as text, one per spec->key (NUL-terminated); for the overflow
+     * bucket every entry is "(other)". */
+    char key_text[NTA_WINDOW_MAX_KEYS][NTA_FIELD_TEXT_MAX];
+    int is_other; /* the overflow bucket */
+    uint64_t count;
+    nta_agg_value values[NTA_WINDOW_MAX_AGGS]; /* parallel to spec->aggs */
+} nta_result;
+
+typedef void (*nta_emit_fn)(void *ctx, const nta_result *res);
+
+typedef struct nta_window_stats {
+    uint64_t added;     /* records aggregated */
+    uint64_t late;      /* records dropped as late */
+    uint64_t overflow;  /* records that went to "(other)" because of max_keys */
+    uint64_t results;   /* (window, key) results emitted */
+    uint64_t windows;   /* windows emitted (each with >= 1 result) */
+    size_t open_panes;
+    size_t open_keys;   /* keys summed over open panes */
+    size_t bytes;       /* heap held by panes, keys and sketches */
+} nta_window_stats;
+
+typedef struct nta_window nta_window;
+
+/* Checks a spec; returns 0, or -1 with a reason in err. */
+int nta_window_spec_check(const nta_window_spec *spec, char *err, size_t errlen);
+
+/* Copies spec. Returns NULL on a bad spec or out of memory. */
+nta_window *nta_window_create(const nta_window_spec *spec);
+void nta_window_destroy(nta_window *w);
+const nta_window_spec *nta_window_spec_of(const nta_window *w);
+
+/* Adds one record (r->ts_ms must be set). Returns 0 if aggregated, 1 if late. */
+int nta_window_add(nta_window *w, const nta_record *r);
+
+/* Emits, in order of window end, every window with end <= watermark_ms that
+ * holds at least one record, one callback per key; then frees panes no longer
+ * needed. A window is emitted at most once. Returns the number of results. */
+size_t nta_window_advance(nta_window *w, int64_t watermark_ms, nta_emit_fn fn, void *ctx);
+
+/* Emits every window that still holds records (end of input). */
+size_t nta_window_flush(nta_window *w, nta_emit_fn fn, void *ctx);
+
+/* End of the last window that contains ts: once the watermark has passed
+ * it, no window of this definition needs a record at ts any more. */
+int64_t nta_window_last_end(const nta_window_spec *spec, int64_t ts_ms);
+
+/* End of the last emitted window (INT64_MIN before the first). */
+int64_t nta_window_emitted_upto(const nta_window *w);
+
+void nta_window_get_stats(const nta_window *w, nta_window_stats *out);
+
+#endif
