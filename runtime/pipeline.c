@@ -87,6 +87,19 @@ static void send(nta_pipeline *p, const char *topic, const char *key, size_t kle
 
 static void advance(nta_pipeline *p, int64_t wm);
 
+static int matches(const nta_window_spec *sp, const nta_record *r)
+{
+    for (int f = 0; f < sp->nwhere; f++) {
+        uint64_t v = nta_record_u64(r, sp->where[f].field);
+        int any = 0;
+        for (int k = 0; k < sp->where[f].nvalues; k++)
+            any |= sp->where[f].values[k] == v;
+        if (!any)
+            return 0;
+    }
+    return 1;
+}
+
 /* Aggregates r into every window; returns the end time until which its
  * input offset must stay uncommitted, or INT64_MIN if no window took it. */
 static int64_t aggregate(nta_pipeline *p, const nta_record *r)
@@ -95,6 +108,8 @@ static int64_t aggregate(nta_pipeline *p, const nta_record *r)
     size_t nlate = 0;
     p->late_windows[0] = '\0';
     for (int i = 0; i < p->nwin; i++) {
+        if (p->conf->windows[i].nwhere && !matches(&p->conf->windows[i], r))
+            continue;
         if (nta_window_add(p->win[i], r) == 0) {
             int64_t e = nta_window_last_end(&p->conf->windows[i], r->ts_ms);
             if (e > done)

@@ -372,8 +372,10 @@ static void commit_ready(kafka_run *r, int sync)
         rd_kafka_topic_partition_list_destroy(r->pending[k].offsets);
         k++;
     }
-    memmove(r->pending, r->pending + k, (r->npending - k) * sizeof *r->pending);
-    r->npending -= k;
+    if (k) {
+        memmove(r->pending, r->pending + k, (r->npending - k) * sizeof *r->pending);
+        r->npending -= k;
+    }
 }
 
 static int64_t total_lag(kafka_run *r)

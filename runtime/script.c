@@ -307,11 +307,63 @@ static void add_aggs(lua_State *L, nta_window_spec *w, const char *what, nta_agg
     }
 }
 
+static uint64_t filter_value(lua_State *L, const char *what, const char *field)
+{
+    if (lua_type(L, -1) != LUA_TNUMBER)
+        luaL_error(L, "%s: where.%s must be a number or a list of numbers", what, field);
+    double d = lua_tonumber(L, -1);
+    if (d < 0 || d != floor(d) || d > 1e18)
+        luaL_error(L, "%s: where.%s must be whole numbers >= 0", what, field);
+    return (uint64_t)d;
+}
+
+/* where = { proto = 6, tcp_flags = 2, src_port = { 53, 123 } }: equality on
+ * numeric fields, a list meaning any of its values. */
+static void add_filters(lua_State *L, nta_window_spec *w, const char *what)
+{
+    lua_getfield(L, 1, "where");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (!lua_istable(L, -1))
+        luaL_error(L, "%s: where must be a table like { proto = 6, tcp_flags = 2 }", what);
+    int t = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "%s: where takes field = value pairs", what);
+        const char *name = lua_tostring(L, -2);
+        nta_field f = field_or_error(L, what, "where", name);
+        if (!nta_field_is_numeric(f))
+            luaL_error(L, "%s: where.%s: only numeric fields can be filtered", what, name);
+        if (w->nwhere == NTA_WINDOW_MAX_FILTERS)
+            luaL_error(L, "%s: where has more than %d fields", what, NTA_WINDOW_MAX_FILTERS);
+        nta_filter *flt = &w->where[w->nwhere++];
+        flt->field = f;
+        if (lua_istable(L, -1)) {
+            int n = (int)lua_objlen(L, -1);
+            if (n < 1 || n > NTA_FILTER_MAX_VALUES)
+                luaL_error(L, "%s: where.%s lists 1 to %d values", what, name,
+                           NTA_FILTER_MAX_VALUES);
+            for (int i = 1; i <= n; i++) {
+                lua_rawgeti(L, -1, i);
+                flt->values[flt->nvalues++] = filter_value(L, what, name);
+                lua_pop(L, 1);
+            }
+        } else {
+            flt->values[flt->nvalues++] = filter_value(L, what, name);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
 /* window "name" { ... }: window(name) returns the function that takes the table. */
 static int l_window_body(lua_State *L)
 {
     static const char *const allowed[] = {"key", "size", "slide", "count", "sum", "min", "max",
-                                          "mean", "distinct", "max_keys", NULL};
+                                          "mean", "distinct", "max_keys", "where", NULL};
     nta_script *s = self(L);
     const char *name = lua_tostring(L, lua_upvalueindex(2));
     char what[NTA_WINDOW_NAME_MAX + 16];
@@ -349,6 +401,8 @@ static int l_window_body(lua_State *L)
     lua_pop(L, 1);
     for (int k = 0; k < NTA_AGG__COUNT; k++)
         add_aggs(L, &w, what, (nta_agg_kind)k);
+
+    add_filters(L, &w, what);
 
     char err[256];
     if (nta_window_spec_check(&w, err, sizeof err) != 0)

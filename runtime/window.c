@@ -42,7 +42,7 @@ typedef union word {
 typedef struct table {
     int64_t idx;     /* pane number: the pane covers [idx*g, idx*g + g) */
     uint32_t *slots; /* entry number + 1, 0 = empty; linear probing */
-    uint32_t cap;    /* slots, a power of two, more than twice n */
+    uint32_t cap;    /* slots, a power of two, at least twice n */
     uint32_t n;      /* entries in use, the overflow bucket included */
     uint32_t live;   /* entries with count > 0 (open_keys accounting) */
     uint32_t ent_cap;
@@ -781,6 +781,7 @@ static size_t emit_through(nta_window *w, int64_t kmax, nta_emit_fn fn, void *ct
     return total;
 }
 
+/* fn must not call back into w: the panes it reads from are being walked. */
 size_t nta_window_advance(nta_window *w, int64_t watermark_ms, nta_emit_fn fn, void *ctx)
 {
     /* No window that can hold a record ends outside +-WM_LIMIT. */

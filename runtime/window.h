@@ -40,6 +40,16 @@ typedef struct nta_agg_spec {
     nta_field field;
 } nta_agg_spec;
 
+/* A record filter: the record's field must equal one of values. */
+#define NTA_FILTER_MAX_VALUES 8
+typedef struct nta_filter {
+    nta_field field; /* numeric fields only */
+    int nvalues;
+    uint64_t values[NTA_FILTER_MAX_VALUES];
+} nta_filter;
+
+#define NTA_WINDOW_MAX_FILTERS 4
+
 typedef struct nta_window_spec {
     char name[NTA_WINDOW_NAME_MAX];
     int64_t size_ms;  /* > 0 */
@@ -49,6 +59,10 @@ typedef struct nta_window_spec {
     nta_agg_spec aggs[NTA_WINDOW_MAX_AGGS];
     int naggs; /* the record count is always computed, not listed here */
     size_t max_keys; /* per pane, > 0 */
+    /* Only records matching every filter enter this window (checked by the
+     * pipeline before nta_window_add; the engine itself does not filter). */
+    nta_filter where[NTA_WINDOW_MAX_FILTERS];
+    int nwhere;
 } nta_window_spec;
 
 /* "sum" -> NTA_AGG_SUM ...; -1 if unknown. */

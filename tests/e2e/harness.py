@@ -199,6 +199,10 @@ def pipeline_script(specs, input_opts, output_topic, extra=""):
             opts.append("%s = %s" % (kind, _lua_list(fields)))
         if "max_keys" in s:
             opts.append("max_keys = %d" % s["max_keys"])
+        if "where" in s:
+            opts.append("where = { %s }" % ", ".join(
+                "%s = { %s }" % (f, ", ".join(str(v) for v in vals))
+                for f, vals in s["where"].items()))
         lines.append('window "%s" { %s }' % (s["name"], ", ".join(opts)))
     lines.append(extra)
     f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)

@@ -75,6 +75,28 @@ class StdinPipelineTest(unittest.TestCase):
             self.assertTrue(any(r["key"]["src_ip"] == "(other)" for r in out))
         self.assertRegex(p.stderr, r"window capped: .* [1-9]\d* overflow")
 
+    def test_where_filters_records_per_window(self):
+        data = gen_lines("rate=2000", "count=30000", "start=%d" % START,
+                         "inject=portscan@2+5,amplification@8+4")
+        records = [h.record_from_json(l) for l in data.splitlines()]
+        syn = {"name": "syn", "size_ms": 5000, "slide_ms": 5000, "key": ["src_ip", "dst_ip"],
+               "aggs": [("distinct", "dst_port")], "where": {"proto": [6], "tcp_flags": [2]}}
+        udp = {"name": "udp_reflect", "size_ms": 5000, "slide_ms": 1000, "key": ["dst_ip"],
+               "aggs": [("sum", "bytes")], "where": {"src_port": [53, 123], "proto": [17]}}
+        script = h.pipeline_script([syn, udp], {"lateness": '"1h"'}, "processed-data")
+        p = subprocess.run([h.NTA_RUN, script], input=data, capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = [json.loads(l) for l in p.stdout.splitlines()]
+        expected = []
+        for spec in (syn, udp):
+            kept = [r for r in records
+                    if all(r[f] in vals for f, vals in spec["where"].items())]
+            self.assertGreater(len(kept), 0)
+            plain = {k: v for k, v in spec.items() if k != "where"}
+            expected += nta_batch.compute(kept, [plain])
+        nta_batch.assert_equal(expected, got)
+
     def test_idle_input_still_closes_windows(self):
         script = h.pipeline_script(
             [{"name": "t", "size_ms": 1000, "slide_ms": 1000, "key": [], "aggs": []}],
@@ -200,6 +222,10 @@ class ScriptErrorTest(unittest.TestCase):
     def test_runtime_error_in_top_level(self):
         self.assert_script_error('window "w" { size = "1s" }\nlocal x = nil\nx.y = 1\n',
                                  "FILE:3:")
+
+    def test_filter_on_an_address(self):
+        self.assert_script_error('window "w" { size = "1s", where = { src_ip = 1 } }\n',
+                                 "FILE:1:", "only numeric fields")
 
     def test_no_window(self):
         self.assert_script_error('input { }\n', "declares no window")

@@ -542,8 +542,10 @@ static void test_spec_check(void **state)
     b.slide_ms = -5;
     expect_bad(&b, "slide_ms");
     b = ok;
-    b.slide_ms = 20000;
+    b.slide_ms = ok.size_ms + 1;
     expect_bad(&b, "must not exceed");
+    b.slide_ms = ok.size_ms;
+    assert_int_equal(nta_window_spec_check(&b, err, sizeof err), 0);
     b = ok;
     b.nkeys = 3;
     expect_bad(&b, "key");
@@ -910,8 +912,10 @@ static void test_huge_gap(void **state)
     nta_window_get_stats(w, &st);
     assert_int_equal(st.open_panes, 0);
     nta_window_destroy(w);
+    /* Stepping through the empty windows would take hours; the bound is loose
+     * only so that a loaded machine or valgrind does not fail it. */
     double dt = now_s() - t0;
-    if (dt > 0.5)
+    if (dt > 5.0)
         fail_msg("advancing over the gap took %.3f s", dt);
 
     int use[6] = {1, 1, 1, 1, 1, 1}, other[6] = {0};
@@ -926,7 +930,7 @@ static void test_huge_gap(void **state)
     /* The same through flush alone. */
     t0 = now_s();
     check_stream(&sp, r, 6, 0, 1000);
-    assert_true(now_s() - t0 < 0.5);
+    assert_true(now_s() - t0 < 5.0);
 }
 
 static void test_flush(void **state)
@@ -1051,6 +1055,35 @@ static void test_overflow(void **state)
     free(co.got.r);
     free(r);
     nta_window_destroy(wt);
+    nta_window_destroy(wo);
+
+    /* A single overflowing record still makes its "(other)" result. */
+    one.nkeys = 2;
+    one.key[1] = NTA_F_PROTO;
+    wo = nta_window_create(&one);
+    assert_non_null(wo);
+    nta_record a = {.ts_ms = 1, .bytes = 5, .proto = 6}, b = {.ts_ms = 2, .bytes = 7, .proto = 17};
+    nta_addr_from_v4(&a.src, 0x0a000001u);
+    b.src = a.src;
+    assert_int_equal(nta_window_add(wo, &a), 0);
+    assert_int_equal(nta_window_add(wo, &a), 0);
+    assert_int_equal(nta_window_add(wo, &b), 0);
+    co = (collector){.spec = &one, .last_end = INT64_MIN, .max_end = INT64_MAX,
+                     .min_end = INT64_MIN};
+    assert_int_equal(nta_window_flush(wo, collect, &co), 2);
+    qsort(co.got.r, co.got.n, sizeof *co.got.r, row_cmp);
+    assert_string_equal(co.got.r[0].label, "(other)|(other)");
+    assert_int_equal(co.got.r[0].is_other, 1);
+    assert_int_equal(co.got.r[0].count, 1);
+    assert_int_equal(co.got.r[0].v[0].u, 7);
+    assert_string_equal(co.got.r[1].label, "10.0.0.1|6");
+    assert_int_equal(co.got.r[1].is_other, 0);
+    assert_int_equal(co.got.r[1].count, 2);
+    assert_int_equal(co.got.r[1].v[0].u, 10);
+    nta_window_stats st;
+    nta_window_get_stats(wo, &st);
+    assert_int_equal(st.overflow, 1);
+    free(co.got.r);
     nta_window_destroy(wo);
 }
 
