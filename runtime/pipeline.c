@@ -26,6 +26,8 @@ struct nta_pipeline {
      * checked per record, so windows close exactly when the watermark passes
      * their end, however records are batched. */
     int64_t next_close;
+    nta_tap_fn tap;
+    void *tap_ctx;
 };
 
 nta_pipeline *nta_pipeline_create(const nta_pipeline_conf *conf, nta_script *script,
@@ -186,6 +188,8 @@ static void emit_result(void *ctx, const nta_result *res)
     send(p, p->conf->output_topic, p->key.data, p->key.len, p->val.data, p->val.len,
          res->end_ms, NULL, NULL);
     p->st.results_out++;
+    if (p->tap)
+        p->tap(p->tap_ctx, NTA_EVENT_WINDOW, p->val.data, p->val.len);
     if (p->script && nta_script_has_on_window(p->script)) {
         char err[2048];
         if (nta_script_on_window(p->script, res, err, sizeof err) != 0) {
@@ -233,6 +237,12 @@ void nta_pipeline_tick(nta_pipeline *p, int64_t now_ms)
     if (quiet >= p->conf->idle_timeout_ms)
         wm += quiet;
     advance(p, wm);
+}
+
+void nta_pipeline_set_tap(nta_pipeline *p, nta_tap_fn fn, void *ctx)
+{
+    p->tap = fn;
+    p->tap_ctx = ctx;
 }
 
 void nta_pipeline_set_resume_watermark(nta_pipeline *p, int64_t wm) { p->resume_wm = wm; }

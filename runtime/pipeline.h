@@ -42,6 +42,17 @@ typedef struct nta_pipeline_stats {
 
 typedef struct nta_pipeline nta_pipeline;
 
+/* What the pipeline publishes, for observers such as the dashboard. */
+typedef enum nta_event_kind {
+    NTA_EVENT_WINDOW, /* a window result: the JSON of output.h */
+    NTA_EVENT_ALERT,  /* an alert raised, ongoing or cleared */
+    NTA_EVENT_RELOAD, /* the outcome of a rules reload */
+} nta_event_kind;
+
+/* Called on the pipeline's thread for every event, with JSON that is valid
+ * only during the call. Must not block: copy and hand over. */
+typedef void (*nta_tap_fn)(void *ctx, nta_event_kind kind, const char *json, size_t len);
+
 /* conf must outlive the pipeline; script (may be NULL) receives on_window
  * calls. Returns NULL with err. */
 nta_pipeline *nta_pipeline_create(const nta_pipeline_conf *conf, nta_script *script,
@@ -58,6 +69,9 @@ void nta_pipeline_feed_record(nta_pipeline *p, const nta_record *r);
 
 /* Advances the watermark and emits what it closes. now_ms is the wall clock. */
 void nta_pipeline_tick(nta_pipeline *p, int64_t now_ms);
+
+/* Sets the one observer (NULL to remove). */
+void nta_pipeline_set_tap(nta_pipeline *p, nta_tap_fn fn, void *ctx);
 
 /* After a restart: windows ending at or before wm were emitted by the
  * previous run, so rebuilding them from re-read records must not emit them

@@ -189,6 +189,20 @@ int nta_window_spec_check(const nta_window_spec *spec, char *err, size_t errlen)
     }
     if (spec->max_keys == 0)
         return fail(err, errlen, "window %s: max_keys must be > 0", nm);
+    /* The engine does not apply filters, but whoever does indexes these
+     * arrays by nwhere and nvalues, so a spec that passes must keep them in
+     * bounds. */
+    if (spec->nwhere < 0 || spec->nwhere > NTA_WINDOW_MAX_FILTERS)
+        return fail(err, errlen, "window %s: %d filters, at most %d allowed", nm, spec->nwhere,
+                    NTA_WINDOW_MAX_FILTERS);
+    for (int i = 0; i < spec->nwhere; i++) {
+        const nta_filter *f = &spec->where[i];
+        if (!is_field(f->field) || !nta_field_is_numeric(f->field))
+            return fail(err, errlen, "window %s: filter %d is not on a numeric field", nm, i + 1);
+        if (f->nvalues < 1 || f->nvalues > NTA_FILTER_MAX_VALUES)
+            return fail(err, errlen, "window %s: filter on %s lists %d values, 1 to %d allowed",
+                        nm, nta_field_name(f->field), f->nvalues, NTA_FILTER_MAX_VALUES);
+    }
     return 0;
 }
 

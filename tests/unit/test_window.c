@@ -578,6 +578,25 @@ static void test_spec_check(void **state)
         b.aggs[0].field = NTA_F_DST_IP;
         expect_bad(&b, "address");
     }
+    b = ok;
+    b.nwhere = 1;
+    b.where[0].field = NTA_F_PROTO;
+    b.where[0].nvalues = 2;
+    assert_int_equal(nta_window_spec_check(&b, err, sizeof err), 0);
+    b.where[0].nvalues = 0;
+    expect_bad(&b, "values");
+    b.where[0].nvalues = NTA_FILTER_MAX_VALUES + 1;
+    expect_bad(&b, "values");
+    b.where[0].nvalues = 1;
+    b.where[0].field = NTA_F_SRC_IP;
+    expect_bad(&b, "numeric");
+    b.where[0].field = NTA_F_NONE;
+    expect_bad(&b, "numeric");
+    b.where[0].field = NTA_F_PROTO;
+    b.nwhere = NTA_WINDOW_MAX_FILTERS + 1;
+    expect_bad(&b, "filters");
+    b.nwhere = -1;
+    expect_bad(&b, "filters");
     /* A NULL error buffer is allowed. */
     b = ok;
     b.max_keys = 0;
