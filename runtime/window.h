@@ -110,7 +110,8 @@ nta_window *nta_window_create(const nta_window_spec *spec);
 void nta_window_destroy(nta_window *w);
 const nta_window_spec *nta_window_spec_of(const nta_window *w);
 
-/* Adds one record (r->ts_ms must be set). Returns 0 if aggregated, 1 if late. */
+/* Adds one record (r->ts_ms must be set). Returns 0 if aggregated, 1 if late
+ * (or beyond +-2^61 ms of the epoch), -1 if memory ran out (dropped, not counted). */
 int nta_window_add(nta_window *w, const nta_record *r);
 
 /* Emits, in order of window end, every window with end <= watermark_ms that
