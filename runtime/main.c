@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "replay.h"
 #include "run.h"
 #include "script.h"
 
@@ -18,6 +19,18 @@ enum {
     OPT_FAST,
     OPT_COMMIT_INTERVAL,
     OPT_VERSION,
+    OPT_REPLAY,
+    OPT_REPLAY_FORMAT,
+    OPT_PACKETS,
+    OPT_FLOWS,
+    OPT_FLOW_ACTIVE,
+    OPT_FLOW_IDLE,
+    OPT_MAX_FLOWS,
+    OPT_SPEED,
+    OPT_ASAP,
+    OPT_SORT,
+    OPT_NO_SORT,
+    OPT_PUBLISH,
 };
 
 static const struct option_spec {
@@ -46,6 +59,34 @@ static const struct option_spec {
      "are the same either way)."},
     {"commit-interval", OPT_COMMIT_INTERVAL, "MS",
      "How often delivered results' input offsets are committed (default 500)."},
+    {"replay", OPT_REPLAY, "FILE",
+     "Replay a traffic file into the pipeline script (in-process, results printed), or with "
+     "--publish into Kafka: pcap/pcapng, Zeek conn.log (JSON or TSV), CICFlowMeter CSV, "
+     "goflow2 or nta JSON lines."},
+    {"replay-format", OPT_REPLAY_FORMAT, "auto|pcap|zeek|cic|goflow2|json",
+     "The replayed file's format (default auto: told by its content)."},
+    {"packets", OPT_PACKETS, NULL, "Captures: one record per packet (the default)."},
+    {"flows", OPT_FLOWS, NULL,
+     "Captures: unidirectional flow records per 5-tuple, as a flow exporter builds them (time "
+     "= the flow's last packet, TCP flags ORed)."},
+    {"flow-active-timeout", OPT_FLOW_ACTIVE, "DURATION",
+     "With --flows: a flow is exported and restarted after this long (default 60s)."},
+    {"flow-idle-timeout", OPT_FLOW_IDLE, "DURATION",
+     "With --flows: a flow is exported after this long without packets (default 15s)."},
+    {"max-flows", OPT_MAX_FLOWS, "N",
+     "With --flows: flow table size; when full the least recently seen flow is exported "
+     "early (default 1000000)."},
+    {"speed", OPT_SPEED, "N",
+     "Replay N times faster than the file's own timing (default 1: original timing)."},
+    {"as-fast-as-possible", OPT_ASAP, NULL, "Replay without pacing."},
+    {"sort", OPT_SORT, NULL,
+     "Read the whole file and replay it in time order (the default for flow logs)."},
+    {"no-sort", OPT_NO_SORT, NULL,
+     "Stream the file in its own order (the default for captures); disorder is then left to "
+     "the pipeline's lateness."},
+    {"publish", OPT_PUBLISH, "TOPIC",
+     "With --replay and -b: publish the records to TOPIC (nta JSON, keyed by source address, "
+     "message time = record time) instead of running a script."},
     {"verbose", 'v', NULL, "Log assignments and, off a terminal, a status line every 10 s."},
     {"version", OPT_VERSION, NULL, "Print the version and exit."},
     {"help", 'h', NULL, "Show this help and exit."},
@@ -110,6 +151,8 @@ int main(int argc, char **argv)
     longopts[NOPTIONS] = (struct option){0};
 
     nta_run_opts o = {.from = NTA_FROM_COMMITTED, .commit_interval_ms = 500};
+    nta_replay_opts ro;
+    nta_replay_opts_init(&ro);
     char err[2048];
     int c;
     while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
@@ -155,6 +198,55 @@ int main(int argc, char **argv)
             o.commit_interval_ms = (int)v;
             break;
         }
+        case OPT_REPLAY: ro.path = optarg; break;
+        case OPT_REPLAY_FORMAT:
+            ro.reader.format = nta_reader_format_by_name(optarg);
+            if ((int)ro.reader.format < 0) {
+                fprintf(stderr, "nta-run: --replay-format takes auto, pcap, zeek, cic, goflow2 "
+                                "or json, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_PACKETS: ro.reader.flows = 0; break;
+        case OPT_FLOWS: ro.reader.flows = 1; break;
+        case OPT_FLOW_ACTIVE:
+        case OPT_FLOW_IDLE: {
+            int64_t ms = nta_parse_duration(optarg);
+            if (ms <= 0 || ms > 86400000) {
+                fprintf(stderr, "nta-run: --%s takes a duration from 1ms to 1d, not '%s'\n",
+                        c == OPT_FLOW_ACTIVE ? "flow-active-timeout" : "flow-idle-timeout",
+                        optarg);
+                return 2;
+            }
+            *(c == OPT_FLOW_ACTIVE ? &ro.reader.active_timeout_ms : &ro.reader.idle_timeout_ms) =
+                ms;
+            break;
+        }
+        case OPT_MAX_FLOWS: {
+            char *end;
+            long long v = strtoll(optarg, &end, 10);
+            if (*end || v < 1 || v > 100000000) {
+                fprintf(stderr, "nta-run: --max-flows takes 1..100000000, not '%s'\n", optarg);
+                return 2;
+            }
+            ro.reader.max_flows = (size_t)v;
+            break;
+        }
+        case OPT_SPEED: {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (*end || !(v >= 0.001 && v <= 1e9)) {
+                fprintf(stderr, "nta-run: --speed takes a factor from 0.001 to 1e9, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            ro.speed = v;
+            break;
+        }
+        case OPT_ASAP: ro.speed = 0; break;
+        case OPT_SORT: ro.sort = 1; break;
+        case OPT_NO_SORT: ro.sort = 0; break;
+        case OPT_PUBLISH: ro.publish_topic = optarg; break;
         case OPT_VERSION: printf("nta-run %s\n", NTA_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default:
@@ -162,17 +254,31 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind >= argc) {
-        usage(stderr);
+    if (ro.publish_topic && (!ro.path || !o.kafka.brokers || optind < argc)) {
+        fprintf(stderr, "nta-run: --publish needs --replay FILE and -b, and takes no script\n");
         return 2;
     }
-    const char *path = argv[optind];
+    if (ro.path && !ro.publish_topic && o.kafka.brokers) {
+        fprintf(stderr, "nta-run: --replay feeds the script in-process; -b goes with --publish\n");
+        return 2;
+    }
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    if (ro.publish_topic) {
+        int prc = nta_run_replay_publish(&o, &ro);
+        nta_kafka_opts_free(&o.kafka);
+        return prc;
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *path = argv[optind];
 
     nta_pipeline_conf pconf;
     nta_gen_conf gconf;
@@ -185,6 +291,11 @@ int main(int argc, char **argv)
     if (s == NULL) {
         fprintf(stderr, "nta-run: %s\n", err);
         rc = 2;
+    } else if (ro.path && kind != NTA_SCRIPT_PIPELINE) {
+        fprintf(stderr, "nta-run: --replay needs a pipeline script; %s is a generator\n", path);
+        rc = 2;
+    } else if (ro.path) {
+        rc = nta_run_replay(s, &pconf, &o, &ro);
     } else if (kind == NTA_SCRIPT_GENERATOR) {
         rc = nta_run_generator(s, &gconf, &o);
     } else if (o.kafka.brokers) {

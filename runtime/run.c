@@ -624,3 +624,5 @@ int nta_run_generator(nta_script *s, nta_gen_conf *conf, const nta_run_opts *o)
     nta_gen_destroy(gen);
     return rc;
 }
+
+void nta_run_print_summary(const nta_pipeline *p) { print_summary(p); }

@@ -32,4 +32,9 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
 int nta_run_pipeline_local(nta_script *s, nta_pipeline_conf *conf, const nta_run_opts *o);
 int nta_run_generator(nta_script *s, nta_gen_conf *conf, const nta_run_opts *o);
 
+/* The counters a pipeline run prints on stderr at exit (other sources, such
+ * as replay.c, end with the same summary). */
+struct nta_pipeline;
+void nta_run_print_summary(const struct nta_pipeline *p);
+
 #endif
