@@ -359,11 +359,117 @@ static void add_filters(lua_State *L, nta_window_spec *w, const char *what)
     lua_pop(L, 1);
 }
 
+/* Pushes option k of the window table if it is a table (returns its stack
+ * index), or returns 0 for nil; anything else is an error showing example. */
+static int sub_table(lua_State *L, const char *what, const char *k, const char *example)
+{
+    lua_getfield(L, 1, k);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_istable(L, -1))
+        luaL_error(L, "%s: %s must be a table like %s", what, k, example);
+    return lua_gettop(L);
+}
+
+static int whole_number(lua_State *L, int idx, const char *what, const char *k, double dflt,
+                        double lo, double hi)
+{
+    double v = opt_number(L, idx, what, k, dflt);
+    if (!(v >= lo && v <= hi) || v != floor(v))
+        luaL_error(L, "%s: '%s' must be a whole number from %g to %g", what, k, lo, hi);
+    return (int)v;
+}
+
+static nta_agg_spec *new_agg(lua_State *L, nta_window_spec *w, const char *what)
+{
+    if (w->naggs == NTA_WINDOW_MAX_AGGS)
+        luaL_error(L, "%s: more than %d aggregates", what, NTA_WINDOW_MAX_AGGS);
+    nta_agg_spec *a = &w->aggs[w->naggs++];
+    memset(a, 0, sizeof *a);
+    return a;
+}
+
+/* topk = { field = "src_ip", by = "bytes", k = 10, capacity = 256 }: the k
+ * heaviest values of field by bytes (default), packets or count. */
+static void add_topk(lua_State *L, nta_window_spec *w, const char *what)
+{
+    static const char *const allowed[] = {"field", "by", "k", "capacity", NULL};
+    int t = sub_table(L, what, "topk", "{ field = \"src_ip\", by = \"bytes\", k = 10 }");
+    if (t == 0)
+        return;
+    char sub[NTA_WINDOW_NAME_MAX + 32];
+    snprintf(sub, sizeof sub, "%s: topk", what);
+    check_keys(L, t, sub, allowed);
+    char field[32] = "", by[32] = "bytes";
+    opt_string(L, t, sub, "field", field, sizeof field);
+    if (field[0] == '\0')
+        luaL_error(L, "%s: 'field' is required", sub);
+    opt_string(L, t, sub, "by", by, sizeof by);
+    nta_agg_spec *a = new_agg(L, w, what);
+    a->kind = NTA_AGG_TOPK;
+    a->field = field_or_error(L, sub, "field", field);
+    if (strcmp(by, "count") == 0)
+        a->by = NTA_F_NONE;
+    else if (strcmp(by, "bytes") == 0 || strcmp(by, "packets") == 0)
+        a->by = nta_field_by_name(by);
+    else
+        luaL_error(L, "%s: 'by' must be \"bytes\", \"packets\" or \"count\"", sub);
+    a->k = whole_number(L, t, sub, "k", 10, 1, NTA_TOPK_MAX_K);
+    a->capacity = whole_number(L, t, sub, "capacity", 0, 0, NTA_TOPK_MAX_CAPACITY);
+    lua_pop(L, 1);
+}
+
+/* quantiles = { field = "bytes", q = { 0.5, 0.95, 0.99 } } (q defaults to
+ * those three). */
+static void add_quantiles(lua_State *L, nta_window_spec *w, const char *what)
+{
+    static const char *const allowed[] = {"field", "q", NULL};
+    int t = sub_table(L, what, "quantiles", "{ field = \"bytes\", q = { 0.5, 0.95, 0.99 } }");
+    if (t == 0)
+        return;
+    char sub[NTA_WINDOW_NAME_MAX + 32];
+    snprintf(sub, sizeof sub, "%s: quantiles", what);
+    check_keys(L, t, sub, allowed);
+    char field[32] = "";
+    opt_string(L, t, sub, "field", field, sizeof field);
+    if (field[0] == '\0')
+        luaL_error(L, "%s: 'field' is required", sub);
+    nta_agg_spec *a = new_agg(L, w, what);
+    a->kind = NTA_AGG_QUANTILE;
+    a->field = field_or_error(L, sub, "field", field);
+    lua_getfield(L, t, "q");
+    if (lua_isnil(L, -1)) {
+        static const double dflt[] = {0.5, 0.95, 0.99};
+        a->nq = 3;
+        memcpy(a->q, dflt, sizeof dflt);
+    } else if (lua_type(L, -1) == LUA_TNUMBER) {
+        a->nq = 1;
+        a->q[0] = lua_tonumber(L, -1);
+    } else if (lua_istable(L, -1)) {
+        int n = (int)lua_objlen(L, -1);
+        if (n < 1 || n > NTA_AGG_MAX_QUANTILES)
+            luaL_error(L, "%s: q lists 1 to %d quantiles", sub, NTA_AGG_MAX_QUANTILES);
+        for (int i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, i);
+            if (lua_type(L, -1) != LUA_TNUMBER)
+                luaL_error(L, "%s: q must list numbers like 0.99", sub);
+            a->q[a->nq++] = lua_tonumber(L, -1);
+            lua_pop(L, 1);
+        }
+    } else {
+        luaL_error(L, "%s: q must be a number or a list like { 0.5, 0.99 }", sub);
+    }
+    lua_pop(L, 2);
+}
+
 /* window "name" { ... }: window(name) returns the function that takes the table. */
 static int l_window_body(lua_State *L)
 {
     static const char *const allowed[] = {"key", "size", "slide", "count", "sum", "min", "max",
-                                          "mean", "distinct", "max_keys", "where", NULL};
+                                          "mean", "distinct", "max_keys", "where", "topk",
+                                          "quantiles", NULL};
     nta_script *s = self(L);
     const char *name = lua_tostring(L, lua_upvalueindex(2));
     char what[NTA_WINDOW_NAME_MAX + 16];
@@ -399,8 +505,11 @@ static int l_window_body(lua_State *L)
     if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
         luaL_error(L, "%s: option 'count' must be true or false", what);
     lua_pop(L, 1);
-    for (int k = 0; k < NTA_AGG__COUNT; k++)
+    /* The kinds that take a field name or a list of them. */
+    for (int k = NTA_AGG_SUM; k <= NTA_AGG_DISTINCT; k++)
         add_aggs(L, &w, what, (nta_agg_kind)k);
+    add_topk(L, &w, what);
+    add_quantiles(L, &w, what);
 
     add_filters(L, &w, what);
 

@@ -1,5 +1,6 @@
 #include "window.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,16 +23,32 @@
 /* Freed panes kept for reuse with their slot and entry arrays, so that the
  * steady state (one pane opens as one closes) allocates nothing. */
 #define PANE_POOL_MAX 4
-/* Cleared HLL shells kept for reuse (each is only its struct once cleared). */
+/* Cleared sketches kept for reuse: an HLL shell is only its struct once
+ * cleared, a top-k summary or a quantile sketch a few hundred bytes. */
 #define HLL_POOL_MAX 65536
+#define SKETCH_POOL_MAX 16384
+
+/* Counters of a top-k summary when the spec leaves it open: 4k, and at
+ * least 64 so that the error bound (total / capacity) stays under 2%. */
+#define TOPK_MIN_DEFAULT_CAPACITY 64
 
 #define NOMEM UINT32_MAX
 
-/* One 8-byte slot of an entry: a number, or the sketch of a distinct agg. */
+/* One 8-byte slot of an entry: a number, or the sketch of a distinct, topk
+ * or quantile agg. */
 typedef union word {
     uint64_t u;
     nta_hll *h;
+    nta_topk *t;
+    nta_qsketch *q;
+    void *p; /* any of the three, where the kind does not matter */
 } word;
+
+/* Sketches no pane or merge entry holds, for reuse. */
+typedef struct pool {
+    void **v;
+    size_t n, cap, max;
+} pool;
 
 /* A hash table of keys with their aggregate state: one per pane, plus the
  * window's merge table. Entries are stored flat, ew words each:
@@ -55,7 +72,8 @@ struct nta_window {
     int64_t s, z;       /* slide and size, in panes */
     uint32_t kw, ew;    /* key words, words per entry */
     uint32_t max_keys;  /* spec.max_keys, clamped to what a table can hold */
-    int has_distinct;
+    int has_sketch;     /* some agg keeps a sketch per entry */
+    uint32_t topk_m;    /* counters of each top-k summary */
 
     /* The pane the last record went to, and its time range: records mostly
      * arrive in time order, so most adds skip the division and the search. */
@@ -68,8 +86,7 @@ struct nta_window {
 
     table *pane_pool[PANE_POOL_MAX];
     size_t npane_pool;
-    nta_hll **hll_pool;
-    size_t nhll_pool, hll_pool_cap;
+    pool hlls, topks, qsketches;
 
     table merge; /* slots == NULL until a window first spans two panes */
 
@@ -84,6 +101,8 @@ static const char *const agg_names[NTA_AGG__COUNT] = {
     [NTA_AGG_MAX] = "max",
     [NTA_AGG_MEAN] = "mean",
     [NTA_AGG_DISTINCT] = "distinct",
+    [NTA_AGG_TOPK] = "topk",
+    [NTA_AGG_QUANTILE] = "quantile",
 };
 
 int nta_agg_kind_by_name(const char *name)
@@ -97,6 +116,35 @@ int nta_agg_kind_by_name(const char *name)
 const char *nta_agg_kind_name(nta_agg_kind k)
 {
     return ((unsigned)k < NTA_AGG__COUNT) ? agg_names[k] : "";
+}
+
+static long quantile_bp(double q);
+
+size_t nta_agg_result_name(const nta_agg_spec *a, int i, char *buf, size_t len)
+{
+    const char *f = nta_field_name(a->field);
+    int n;
+    if (a->kind == NTA_AGG_TOPK) {
+        const char *by = a->by == NTA_F_NONE ? "count" : nta_field_name(a->by);
+        n = snprintf(buf, len, "topk_%s_%s", by, f);
+    } else if (a->kind == NTA_AGG_QUANTILE) {
+        /* 0.5 -> p50, 0.999 -> p99_9, 0.9999 -> p99_99 */
+        long bp = i >= 0 && i < a->nq ? quantile_bp(a->q[i]) : -1;
+        if (bp < 0)
+            bp = 0;
+        long pct = bp / 100, frac = bp % 100;
+        if (frac == 0)
+            n = snprintf(buf, len, "p%ld_%s", pct, f);
+        else if (frac % 10 == 0)
+            n = snprintf(buf, len, "p%ld_%ld_%s", pct, frac / 10, f);
+        else
+            n = snprintf(buf, len, "p%ld_%02ld_%s", pct, frac, f);
+    } else {
+        n = snprintf(buf, len, "%s_%s", nta_agg_kind_name(a->kind), f);
+    }
+    if (n < 0)
+        n = 0;
+    return len == 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
 }
 
 /* Floor and ceiling division for b > 0 (C division truncates toward zero,
@@ -145,6 +193,62 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
+static int check_topk(const nta_window_spec *spec, const nta_agg_spec *a, char *err,
+                      size_t errlen)
+{
+    const char *nm = spec->name;
+    int n = 0;
+    for (int i = 0; i < spec->naggs; i++)
+        n += spec->aggs[i].kind == NTA_AGG_TOPK;
+    if (n > 1)
+        return fail(err, errlen, "window %s: %d topk aggregates, at most 1 allowed", nm, n);
+    if (a->by != NTA_F_NONE && a->by != NTA_F_BYTES && a->by != NTA_F_PACKETS)
+        return fail(err, errlen, "window %s: topk weight must be bytes, packets or count", nm);
+    if (a->k < 1 || a->k > NTA_TOPK_MAX_K)
+        return fail(err, errlen, "window %s: topk k must be from 1 to %d (got %d)", nm,
+                    NTA_TOPK_MAX_K, a->k);
+    if (a->capacity != 0 && (a->capacity < a->k || a->capacity < NTA_TOPK_MIN_CAPACITY ||
+                             a->capacity > NTA_TOPK_MAX_CAPACITY))
+        return fail(err, errlen,
+                    "window %s: topk capacity must be 0 (default) or from max(k, %d) to %d "
+                    "(got %d)",
+                    nm, NTA_TOPK_MIN_CAPACITY, NTA_TOPK_MAX_CAPACITY, a->capacity);
+    return 0;
+}
+
+/* A quantile in basis points of a percent (0.999 -> 9990), or -1 unless it
+ * lies in (0, 1) with at most 4 decimals: its name (p99_9) must say it
+ * exactly, and two quantiles must not share a name. */
+static long quantile_bp(double q)
+{
+    if (!(q > 0 && q < 1))
+        return -1;
+    double bp = q * 10000;
+    return fabs(bp - round(bp)) < 1e-6 ? lround(bp) : -1;
+}
+
+static int check_quantile(const nta_window_spec *spec, const nta_agg_spec *a, char *err,
+                          size_t errlen)
+{
+    const char *nm = spec->name;
+    if (!nta_field_is_numeric(a->field))
+        return fail(err, errlen, "window %s: quantiles need a numeric field", nm);
+    if (a->nq < 1 || a->nq > NTA_AGG_MAX_QUANTILES)
+        return fail(err, errlen, "window %s: %d quantiles, 1 to %d allowed", nm, a->nq,
+                    NTA_AGG_MAX_QUANTILES);
+    for (int i = 0; i < a->nq; i++) {
+        long bp = quantile_bp(a->q[i]);
+        if (bp < 0)
+            return fail(err, errlen,
+                        "window %s: quantile %g must be in (0, 1) with at most 4 decimals", nm,
+                        a->q[i]);
+        for (int j = 0; j < i; j++)
+            if (quantile_bp(a->q[j]) == bp)
+                return fail(err, errlen, "window %s: quantile %g listed twice", nm, a->q[i]);
+    }
+    return 0;
+}
+
 /* err may be NULL. */
 int nta_window_spec_check(const nta_window_spec *spec, char *err, size_t errlen)
 {
@@ -182,10 +286,15 @@ int nta_window_spec_check(const nta_window_spec *spec, char *err, size_t errlen)
         if (!is_field(a->field))
             return fail(err, errlen, "window %s: %s (aggregate %d) has no valid field", nm,
                         agg_names[a->kind], i + 1);
-        if (a->kind != NTA_AGG_DISTINCT && is_addr_field(a->field))
+        if (a->kind != NTA_AGG_DISTINCT && a->kind != NTA_AGG_TOPK && is_addr_field(a->field))
             return fail(err, errlen,
-                        "window %s: %s(%s): an address field can only be counted with distinct",
+                        "window %s: %s(%s): an address field can only be counted with distinct "
+                        "or topk",
                         nm, agg_names[a->kind], nta_field_name(a->field));
+        if (a->kind == NTA_AGG_TOPK && check_topk(spec, a, err, errlen) != 0)
+            return -1;
+        if (a->kind == NTA_AGG_QUANTILE && check_quantile(spec, a, err, errlen) != 0)
+            return -1;
     }
     if (spec->max_keys == 0)
         return fail(err, errlen, "window %s: max_keys must be > 0", nm);
@@ -213,28 +322,76 @@ int64_t nta_window_last_end(const nta_window_spec *spec, int64_t ts_ms)
 
 /* ---- sketches: pooled so that panes coming and going reuse them ---- */
 
-static nta_hll *hll_get(nta_window *w)
+static void *pool_take(pool *p)
 {
-    if (w->nhll_pool > 0)
-        return w->hll_pool[--w->nhll_pool];
-    return nta_hll_create();
+    return p->n > 0 ? p->v[--p->n] : NULL;
 }
 
-static void hll_put(nta_window *w, nta_hll *h)
+/* Keeps a cleared sketch. Returns 0, or -1 if the pool is full (or cannot
+ * grow): the caller then destroys it. */
+static int pool_keep(pool *p, void *x)
 {
-    nta_hll_clear(h);
-    if (w->nhll_pool == w->hll_pool_cap && w->hll_pool_cap < HLL_POOL_MAX) {
-        size_t cap = w->hll_pool_cap ? w->hll_pool_cap * 2 : 64;
-        nta_hll **p = realloc(w->hll_pool, cap * sizeof *p);
-        if (p != NULL) {
-            w->hll_pool = p;
-            w->hll_pool_cap = cap;
+    if (p->n == p->cap && p->cap < p->max) {
+        size_t cap = p->cap ? p->cap * 2 : 64;
+        void **v = realloc(p->v, cap * sizeof *v);
+        if (v != NULL) {
+            p->v = v;
+            p->cap = cap;
         }
     }
-    if (w->nhll_pool < w->hll_pool_cap)
-        w->hll_pool[w->nhll_pool++] = h;
-    else
-        nta_hll_destroy(h);
+    if (p->n == p->cap)
+        return -1;
+    p->v[p->n++] = x;
+    return 0;
+}
+
+static int is_sketch(nta_agg_kind k)
+{
+    return k == NTA_AGG_DISTINCT || k == NTA_AGG_TOPK || k == NTA_AGG_QUANTILE;
+}
+
+/* A cleared sketch for agg kind k, from the pool or new; NULL when out of memory. */
+static void *sketch_get(nta_window *w, nta_agg_kind k)
+{
+    void *x;
+    switch (k) {
+    case NTA_AGG_DISTINCT: return (x = pool_take(&w->hlls)) ? x : nta_hll_create();
+    case NTA_AGG_TOPK: return (x = pool_take(&w->topks)) ? x : nta_topk_create(w->topk_m);
+    case NTA_AGG_QUANTILE: return (x = pool_take(&w->qsketches)) ? x : nta_qsketch_create();
+    default: return NULL;
+    }
+}
+
+static void sketch_put(nta_window *w, nta_agg_kind k, word x)
+{
+    switch (k) {
+    case NTA_AGG_DISTINCT:
+        nta_hll_clear(x.h);
+        if (pool_keep(&w->hlls, x.h) != 0)
+            nta_hll_destroy(x.h);
+        break;
+    case NTA_AGG_TOPK:
+        nta_topk_clear(x.t);
+        if (pool_keep(&w->topks, x.t) != 0)
+            nta_topk_destroy(x.t);
+        break;
+    case NTA_AGG_QUANTILE:
+        nta_qsketch_clear(x.q);
+        if (pool_keep(&w->qsketches, x.q) != 0)
+            nta_qsketch_destroy(x.q);
+        break;
+    default: break;
+    }
+}
+
+static size_t sketch_bytes(nta_agg_kind k, word x)
+{
+    switch (k) {
+    case NTA_AGG_DISTINCT: return nta_hll_bytes(x.h);
+    case NTA_AGG_TOPK: return nta_topk_bytes(x.t);
+    case NTA_AGG_QUANTILE: return nta_qsketch_bytes(x.q);
+    default: return 0;
+    }
 }
 
 /* ---- tables ---- */
@@ -264,7 +421,9 @@ static void entry_init(const nta_window *w, word *e, uint64_t hash, const word *
     for (int i = 0; i < w->spec.naggs; i++) {
         switch (w->spec.aggs[i].kind) {
         case NTA_AGG_MIN: a[i].u = UINT64_MAX; break;
-        case NTA_AGG_DISTINCT: a[i].h = NULL; break;
+        case NTA_AGG_DISTINCT:
+        case NTA_AGG_TOPK:
+        case NTA_AGG_QUANTILE: a[i].p = NULL; break;
         default: a[i].u = 0; break;
         }
     }
@@ -272,27 +431,28 @@ static void entry_init(const nta_window *w, word *e, uint64_t hash, const word *
 
 /* Gives a fresh entry (count 0) its sketches. Returns -1 if one could not be
  * allocated; those already allocated stay with the entry. */
-static int ensure_hlls(nta_window *w, word *e)
+static int ensure_sketches(nta_window *w, word *e)
 {
-    if (!w->has_distinct)
+    if (!w->has_sketch)
         return 0;
     word *a = aggs_of(w, e);
-    for (int i = 0; i < w->spec.naggs; i++)
-        if (w->spec.aggs[i].kind == NTA_AGG_DISTINCT && a[i].h == NULL &&
-            (a[i].h = hll_get(w)) == NULL)
+    for (int i = 0; i < w->spec.naggs; i++) {
+        nta_agg_kind k = w->spec.aggs[i].kind;
+        if (is_sketch(k) && a[i].p == NULL && (a[i].p = sketch_get(w, k)) == NULL)
             return -1;
+    }
     return 0;
 }
 
-static void release_hlls(nta_window *w, table *t)
+static void release_sketches(nta_window *w, table *t)
 {
-    if (!w->has_distinct)
+    if (!w->has_sketch)
         return;
     for (uint32_t i = 0; i < t->n; i++) {
         word *a = aggs_of(w, entry(w, t, i));
         for (int j = 0; j < w->spec.naggs; j++)
-            if (w->spec.aggs[j].kind == NTA_AGG_DISTINCT && a[j].h != NULL)
-                hll_put(w, a[j].h);
+            if (is_sketch(w->spec.aggs[j].kind) && a[j].p != NULL)
+                sketch_put(w, w->spec.aggs[j].kind, a[j]);
     }
 }
 
@@ -320,7 +480,7 @@ static int table_init(const nta_window *w, table *t)
 /* Empties a table for reuse, keeping its arrays. */
 static void table_reset(nta_window *w, table *t)
 {
-    release_hlls(w, t);
+    release_sketches(w, t);
     memset(t->slots, 0, (size_t)t->cap * sizeof *t->slots);
     t->n = 1;
     t->live = 0;
@@ -329,7 +489,7 @@ static void table_reset(nta_window *w, table *t)
 
 static void table_free_arrays(nta_window *w, table *t)
 {
-    release_hlls(w, t);
+    release_sketches(w, t);
     free(t->slots);
     free(t->ents);
     t->slots = NULL;
@@ -500,9 +660,16 @@ nta_window *nta_window_create(const nta_window_spec *spec)
     w->ew = 1 + w->kw + 1 + (uint32_t)spec->naggs;
     w->max_keys = spec->max_keys < TABLE_KEYS_LIMIT ? (uint32_t)spec->max_keys
                                                     : TABLE_KEYS_LIMIT;
-    for (int i = 0; i < spec->naggs; i++)
-        if (spec->aggs[i].kind == NTA_AGG_DISTINCT)
-            w->has_distinct = 1;
+    for (int i = 0; i < spec->naggs; i++) {
+        const nta_agg_spec *a = &spec->aggs[i];
+        w->has_sketch |= is_sketch(a->kind);
+        if (a->kind == NTA_AGG_TOPK)
+            w->topk_m = a->capacity > 0 ? (uint32_t)a->capacity
+                        : 4 * a->k > TOPK_MIN_DEFAULT_CAPACITY ? (uint32_t)(4 * a->k)
+                                                              : TOPK_MIN_DEFAULT_CAPACITY;
+    }
+    w->hlls.max = HLL_POOL_MAX;
+    w->topks.max = w->qsketches.max = SKETCH_POOL_MAX;
     w->emitted_upto = INT64_MIN;
     w->next_k = INT64_MIN;
     return w;
@@ -517,11 +684,19 @@ static void free_pools(nta_window *w)
     }
     if (w->merge.slots != NULL)
         table_free_arrays(w, &w->merge);
-    while (w->nhll_pool > 0)
-        nta_hll_destroy(w->hll_pool[--w->nhll_pool]);
-    free(w->hll_pool);
-    w->hll_pool = NULL;
-    w->hll_pool_cap = 0;
+    void *x;
+    while ((x = pool_take(&w->hlls)) != NULL)
+        nta_hll_destroy(x);
+    while ((x = pool_take(&w->topks)) != NULL)
+        nta_topk_destroy(x);
+    while ((x = pool_take(&w->qsketches)) != NULL)
+        nta_qsketch_destroy(x);
+    pool *pools[] = {&w->hlls, &w->topks, &w->qsketches};
+    for (size_t i = 0; i < 3; i++) {
+        free(pools[i]->v);
+        pools[i]->v = NULL;
+        pools[i]->cap = 0;
+    }
 }
 
 void nta_window_destroy(nta_window *w)
@@ -554,6 +729,21 @@ static inline uint64_t value_hash(const nta_record *r, nta_field f)
     default: {
         uint64_t v = nta_record_u64(r, f);
         return nta_hash64(&v, sizeof v);
+    }
+    }
+}
+
+/* The top-k item of a record: an address, or a number in the first 8 bytes. */
+static inline void item_key(const nta_record *r, nta_field f, nta_topk_key *k)
+{
+    switch (f) {
+    case NTA_F_SRC_IP: memcpy(k->b, r->src.b, 16); break;
+    case NTA_F_DST_IP: memcpy(k->b, r->dst.b, 16); break;
+    default: {
+        uint64_t v = nta_record_u64(r, f);
+        memcpy(k->b, &v, 8);
+        memset(k->b + 8, 0, 8);
+        break;
     }
     }
 }
@@ -598,7 +788,7 @@ int nta_window_add(nta_window *w, const nta_record *r)
     word *e = entry(w, t, i);
     word *cnt = count_of(w, e);
     if (cnt->u == 0) {
-        if (ensure_hlls(w, e) != 0)
+        if (ensure_sketches(w, e) != 0)
             return -1;
         t->live++;
         w->st.open_keys++;
@@ -625,6 +815,15 @@ int nta_window_add(nta_window *w, const nta_record *r)
             break;
         }
         case NTA_AGG_DISTINCT: nta_hll_add(a[j].h, value_hash(r, f)); break;
+        case NTA_AGG_TOPK: {
+            nta_field by = w->spec.aggs[j].by;
+            nta_topk_key k;
+            item_key(r, f, &k);
+            nta_topk_add(a[j].t, &k, nta_hash64(k.b, sizeof k.b),
+                         by == NTA_F_NONE ? 1 : nta_record_u64(r, by));
+            break;
+        }
+        case NTA_AGG_QUANTILE: nta_qsketch_add(a[j].q, nta_record_u64(r, f)); break;
         case NTA_AGG__COUNT: break;
         }
     }
@@ -638,7 +837,7 @@ int nta_window_add(nta_window *w, const nta_record *r)
 static void combine(nta_window *w, word *dst, word *src)
 {
     if (count_of(w, dst)->u == 0)
-        (void)ensure_hlls(w, dst);
+        (void)ensure_sketches(w, dst);
     count_of(w, dst)->u += count_of(w, src)->u;
     word *d = aggs_of(w, dst), *s = aggs_of(w, src);
     for (int j = 0; j < w->spec.naggs; j++) {
@@ -657,33 +856,57 @@ static void combine(nta_window *w, word *dst, word *src)
             if (d[j].h != NULL && s[j].h != NULL)
                 nta_hll_merge(d[j].h, s[j].h);
             break;
+        case NTA_AGG_TOPK:
+            if (d[j].t != NULL && s[j].t != NULL)
+                nta_topk_merge(d[j].t, s[j].t);
+            break;
+        case NTA_AGG_QUANTILE:
+            if (d[j].q != NULL && s[j].q != NULL)
+                nta_qsketch_merge(d[j].q, s[j].q);
+            break;
         case NTA_AGG__COUNT: break;
         }
     }
 }
 
-/* Rebuilds the key's text from its raw bytes through a scratch record, so
- * that formatting stays nta_record_field_text's business. */
+/* Sets field f of a scratch record from its raw form (16 address bytes, or
+ * a uint64 in the first 8), so that formatting stays
+ * nta_record_field_text's business. */
+static void field_from_raw(nta_record *r, nta_field f, const void *raw)
+{
+    uint64_t v;
+    memcpy(&v, raw, sizeof v);
+    switch (f) {
+    case NTA_F_SRC_IP: memcpy(r->src.b, raw, 16); break;
+    case NTA_F_DST_IP: memcpy(r->dst.b, raw, 16); break;
+    case NTA_F_SRC_PORT: r->src_port = (uint16_t)v; break;
+    case NTA_F_DST_PORT: r->dst_port = (uint16_t)v; break;
+    case NTA_F_PROTO: r->proto = (uint8_t)v; break;
+    case NTA_F_BYTES: r->bytes = v; break;
+    case NTA_F_PACKETS: r->packets = v; break;
+    case NTA_F_TCP_FLAGS: r->tcp_flags = (uint8_t)v; break;
+    default: break;
+    }
+}
+
 static void key_text(const nta_window *w, const word *key, nta_result *res)
 {
     nta_record r;
     memset(&r, 0, sizeof r);
     for (int i = 0, o = 0; i < w->spec.nkeys; i++) {
         nta_field f = w->spec.key[i];
-        uint64_t v = key[o].u;
-        switch (f) {
-        case NTA_F_SRC_IP: memcpy(r.src.b, &key[o], 16); o += 2; break;
-        case NTA_F_DST_IP: memcpy(r.dst.b, &key[o], 16); o += 2; break;
-        case NTA_F_SRC_PORT: r.src_port = (uint16_t)v; o++; break;
-        case NTA_F_DST_PORT: r.dst_port = (uint16_t)v; o++; break;
-        case NTA_F_PROTO: r.proto = (uint8_t)v; o++; break;
-        case NTA_F_BYTES: r.bytes = v; o++; break;
-        case NTA_F_PACKETS: r.packets = v; o++; break;
-        case NTA_F_TCP_FLAGS: r.tcp_flags = (uint8_t)v; o++; break;
-        default: o++; break;
-        }
+        field_from_raw(&r, f, &key[o]);
+        o += is_addr_field(f) ? 2 : 1;
         nta_record_field_text(&r, f, res->key_text[i]);
     }
+}
+
+size_t nta_agg_item_text(nta_field f, const nta_topk_item *it, char *buf)
+{
+    nta_record r;
+    memset(&r, 0, sizeof r);
+    field_from_raw(&r, f, it->key.b);
+    return nta_record_field_text(&r, f, buf);
 }
 
 static void emit_entry(nta_window *w, word *e, int is_other, nta_result *res,
@@ -705,6 +928,8 @@ static void emit_entry(nta_window *w, word *e, int is_other, nta_result *res,
         case NTA_AGG_DISTINCT:
             res->values[j].u = a[j].h != NULL ? nta_hll_estimate(a[j].h) : 0;
             break;
+        case NTA_AGG_TOPK: res->values[j].topk = a[j].t; break;
+        case NTA_AGG_QUANTILE: res->values[j].qs = a[j].q; break;
         default: res->values[j].u = a[j].u; break;
         }
     }
@@ -839,31 +1064,35 @@ size_t nta_window_flush(nta_window *w, nta_emit_fn fn, void *ctx)
 static size_t table_bytes(const nta_window *w, const table *t)
 {
     size_t b = (size_t)t->cap * sizeof *t->slots + (size_t)t->ent_cap * w->ew * sizeof(word);
-    if (w->has_distinct) {
+    if (w->has_sketch) {
         for (uint32_t i = 0; i < t->n; i++) {
             const word *a = aggs_of(w, entry(w, t, i));
             for (int j = 0; j < w->spec.naggs; j++)
-                if (w->spec.aggs[j].kind == NTA_AGG_DISTINCT && a[j].h != NULL)
-                    b += nta_hll_bytes(a[j].h);
+                if (is_sketch(w->spec.aggs[j].kind) && a[j].p != NULL)
+                    b += sketch_bytes(w->spec.aggs[j].kind, a[j]);
         }
     }
     return b;
 }
 
-/* O(open keys) when the spec has a distinct aggregate (each sketch is asked
+/* O(open keys) when the spec has a sketch aggregate (each sketch is asked
  * its size), O(open panes) otherwise: meant for periodic reporting. */
 void nta_window_get_stats(const nta_window *w, nta_window_stats *out)
 {
     *out = w->st;
     size_t b = sizeof *w + w->panes_cap * sizeof *w->panes +
-               w->hll_pool_cap * sizeof *w->hll_pool;
+               (w->hlls.cap + w->topks.cap + w->qsketches.cap) * sizeof(void *);
     for (size_t i = 0; i < w->npanes; i++)
         b += sizeof(table) + table_bytes(w, w->panes[i]);
     for (size_t i = 0; i < w->npane_pool; i++)
         b += sizeof(table) + table_bytes(w, w->pane_pool[i]);
     if (w->merge.slots != NULL)
         b += table_bytes(w, &w->merge);
-    for (size_t i = 0; i < w->nhll_pool; i++)
-        b += nta_hll_bytes(w->hll_pool[i]);
+    for (size_t i = 0; i < w->hlls.n; i++)
+        b += nta_hll_bytes(w->hlls.v[i]);
+    for (size_t i = 0; i < w->topks.n; i++)
+        b += nta_topk_bytes(w->topks.v[i]);
+    for (size_t i = 0; i < w->qsketches.n; i++)
+        b += nta_qsketch_bytes(w->qsketches.v[i]);
     out->bytes = b;
 }

@@ -13,14 +13,18 @@
  *
  * Memory: each pane holds at most spec.max_keys keys; a record for a new key
  * past that limit is counted as overflow and added to the reserved key
- * "(other)" so totals stay right. */
+ * "(other)" so totals stay right. The sketches of distinct, topk and
+ * quantile aggregates (one per pane and key) are bounded by their own
+ * limits (hll.h, topk.h, quantile.h). */
 #ifndef NTA_WINDOW_H
 #define NTA_WINDOW_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "quantile.h"
 #include "record.h"
+#include "topk.h"
 
 #define NTA_WINDOW_NAME_MAX 64
 #define NTA_WINDOW_MAX_KEYS 2
@@ -32,12 +36,30 @@ typedef enum nta_agg_kind {
     NTA_AGG_MAX,
     NTA_AGG_MEAN,
     NTA_AGG_DISTINCT,
+    NTA_AGG_TOPK,     /* heavy hitters of field (runtime/topk.h) */
+    NTA_AGG_QUANTILE, /* quantiles of a numeric field (runtime/quantile.h) */
     NTA_AGG__COUNT
 } nta_agg_kind;
 
+#define NTA_TOPK_MAX_K 100
+#define NTA_AGG_MAX_QUANTILES 8
+
+/* An aggregate. Only kind and field matter for sum, min, max, mean and
+ * distinct: a zeroed spec with those two set is complete. */
 typedef struct nta_agg_spec {
     nta_agg_kind kind;
-    nta_field field;
+    nta_field field; /* topk: the item field (any field) */
+    /* topk: the weight of a record, NTA_F_BYTES or NTA_F_PACKETS, or
+     * NTA_F_NONE for 1 (by count); the items reported, 1..NTA_TOPK_MAX_K;
+     * the counters kept per pane and key, 0 = max(4k, 64) (more counters,
+     * smaller error: at most total/capacity). */
+    nta_field by;
+    int k;
+    int capacity;
+    /* quantile: the quantiles, each in (0, 1) with at most 4 decimals
+     * (0.999 is p99_9), no two equal. */
+    int nq;
+    double q[NTA_AGG_MAX_QUANTILES];
 } nta_agg_spec;
 
 /* A record filter: the record's field must equal one of values. */
@@ -65,15 +87,32 @@ typedef struct nta_window_spec {
     int nwhere;
 } nta_window_spec;
 
-/* "sum" -> NTA_AGG_SUM ...; -1 if unknown. */
+/* "sum" -> NTA_AGG_SUM ... ("topk", "quantile"); -1 if unknown. */
 int nta_agg_kind_by_name(const char *name);
 const char *nta_agg_kind_name(nta_agg_kind k);
 
-/* One aggregate's value in a result: u for sum/min/max/distinct, d for mean. */
+/* The name of aggregate a in results: "sum_bytes", "topk_bytes_src_ip"
+ * (topk_<by>_<field>, by = bytes, packets or count); for a quantile aggregate
+ * the name of its i-th quantile, "p50_bytes", "p99_9_bytes" (pNN with the
+ * percentage's decimals after '_'). Writes at most len bytes, NUL-terminated;
+ * returns the length. i is ignored for other kinds. */
+size_t nta_agg_result_name(const nta_agg_spec *a, int i, char *buf, size_t len);
+
+/* One aggregate's value in a result: u for sum/min/max/distinct, d for mean;
+ * for topk the window's merged summary (nta_topk_items, nta_topk_total), for
+ * quantile its merged sketch (nta_qsketch_quantile): both owned by the
+ * window, valid only during the emit callback, and NULL if memory ran out
+ * while merging the window's panes (read as empty). */
 typedef union nta_agg_value {
     uint64_t u;
     double d;
+    const nta_topk *topk;
+    const nta_qsketch *qs;
 } nta_agg_value;
+
+/* Text of a top-k item of field f ("10.0.0.1", "443"), as the key of a result
+ * would be written, into buf (NTA_FIELD_TEXT_MAX bytes). Returns the length. */
+size_t nta_agg_item_text(nta_field f, const nta_topk_item *it, char *buf);
 
 /* A finished (window, key) result, valid only during the emit callback. */
 typedef struct nta_result {

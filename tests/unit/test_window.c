@@ -1,7 +1,9 @@
 /* Unit tests of the window engine. Every result the engine emits is checked
  * against a brute-force batch computation over the same records: for each
  * candidate window, scan all records, test membership with start <= ts <
- * start + size, group by the key's text and aggregate. */
+ * start + size, group by the key's text and aggregate. Top-k and quantile
+ * results are checked against the exact weights and values of the same
+ * groups, within the bounds topk.h and quantile.h state. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <stdarg.h>
@@ -122,12 +124,27 @@ static void other_label(const nta_window_spec *sp, char *out)
 
 /* ---- rows: one (window, key) result, from the engine or the reference ---- */
 
+/* What an emitted result's sketches said, copied out during the callback. */
+typedef struct topk_out {
+    char text[NTA_FIELD_TEXT_MAX];
+    uint64_t value, error;
+} topk_out;
+
+typedef struct sketch_out {
+    topk_out *items;   /* every item held, largest first */
+    size_t nitems;
+    uint64_t total, floor;
+    uint32_t capacity;
+    double qv[NTA_WINDOW_MAX_AGGS][NTA_AGG_MAX_QUANTILES];
+} sketch_out;
+
 typedef struct row {
     int64_t start, end;
     char label[LABEL_MAX];
     int is_other;
     uint64_t count;
     nta_agg_value v[NTA_WINDOW_MAX_AGGS];
+    sketch_out *sk; /* emitted rows of specs with topk or quantile aggs */
 } row;
 
 typedef struct rows {
@@ -145,6 +162,29 @@ static row *rows_push(rows *rs)
     row *r = &rs->r[rs->n++];
     memset(r, 0, sizeof *r);
     return r;
+}
+
+static void rows_free(rows *rs)
+{
+    for (size_t i = 0; i < rs->n; i++) {
+        if (rs->r[i].sk != NULL)
+            free(rs->r[i].sk->items);
+        free(rs->r[i].sk);
+    }
+    free(rs->r);
+}
+
+static int is_sketch_kind(nta_agg_kind k)
+{
+    return k == NTA_AGG_TOPK || k == NTA_AGG_QUANTILE;
+}
+
+static int has_sketches(const nta_window_spec *sp)
+{
+    for (int j = 0; j < sp->naggs; j++)
+        if (is_sketch_kind(sp->aggs[j].kind))
+            return 1;
+    return 0;
 }
 
 static int row_cmp(const void *a, const void *b)
@@ -191,6 +231,39 @@ static void collect(void *ctx, const nta_result *res)
     r->is_other = res->is_other;
     r->count = res->count;
     memcpy(r->v, res->values, sizeof r->v);
+    if (!has_sketches(sp))
+        return;
+    r->sk = calloc(1, sizeof *r->sk);
+    assert_non_null(r->sk);
+    for (int j = 0; j < sp->naggs; j++) {
+        const nta_agg_spec *a = &sp->aggs[j];
+        if (a->kind == NTA_AGG_TOPK) {
+            const nta_topk *t = res->values[j].topk;
+            assert_non_null(t);
+            size_t n = nta_topk_size(t);
+            nta_topk_item *items = calloc(n + 1, sizeof *items);
+            r->sk->items = calloc(n + 1, sizeof *r->sk->items);
+            assert_non_null(items);
+            assert_non_null(r->sk->items);
+            r->sk->nitems = nta_topk_items(t, items, n);
+            assert_int_equal(r->sk->nitems, n);
+            for (size_t i = 0; i < n; i++) {
+                nta_agg_item_text(a->field, &items[i], r->sk->items[i].text);
+                r->sk->items[i].value = items[i].value;
+                r->sk->items[i].error = items[i].error;
+            }
+            free(items);
+            r->sk->total = nta_topk_total(t);
+            r->sk->floor = nta_topk_floor(t);
+            r->sk->capacity = nta_topk_capacity(t);
+        } else if (a->kind == NTA_AGG_QUANTILE) {
+            const nta_qsketch *q = res->values[j].qs;
+            assert_non_null(q);
+            assert_int_equal(nta_qsketch_count(q), res->count);
+            for (int i = 0; i < a->nq; i++)
+                r->sk->qv[j][i] = nta_qsketch_quantile(q, a->q[i]);
+        }
+    }
 }
 
 /* ---- the brute-force reference ---- */
@@ -303,6 +376,8 @@ static rows reference(const nta_window_spec *sp, const nta_record *recs, const i
                     r->v[j].u = d;
                     break;
                 }
+                case NTA_AGG_TOPK:
+                case NTA_AGG_QUANTILE: break; /* check_sketches */
                 default: fail_msg("bad agg kind");
                 }
             }
@@ -347,6 +422,8 @@ static void compare_rows(const nta_window_spec *sp, rows *got, rows *exp)
                              (long long)e->end, e->label, (unsigned long long)g->v[j].u,
                              (unsigned long long)e->v[j].u);
                 break;
+            case NTA_AGG_TOPK:
+            case NTA_AGG_QUANTILE: break; /* check_sketches */
             default:
                 if (g->v[j].u != e->v[j].u)
                     fail_msg("window end %lld key '%s': %s %llu, expected %llu",
@@ -358,6 +435,163 @@ static void compare_rows(const nta_window_spec *sp, rows *got, rows *exp)
     }
     if (got->n != exp->n)
         fail_msg("%zu results, expected %zu", got->n, exp->n);
+}
+
+/* ---- top-k and quantile results against exact per-group computation ---- */
+
+typedef struct weighed {
+    char text[NTA_FIELD_TEXT_MAX];
+    uint64_t w;
+} weighed;
+
+static int weighed_by_text(const void *a, const void *b)
+{
+    return strcmp(((const weighed *)a)->text, ((const weighed *)b)->text);
+}
+
+static int weighed_by_weight_desc(const void *a, const void *b)
+{
+    uint64_t x = ((const weighed *)a)->w, y = ((const weighed *)b)->w;
+    return (x < y) - (x > y);
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static uint32_t expected_capacity(const nta_agg_spec *a)
+{
+    if (a->capacity > 0)
+        return (uint32_t)a->capacity;
+    return 4 * a->k > 64 ? (uint32_t)(4 * a->k) : 64;
+}
+
+static void check_topk_row(const row *g, const nta_agg_spec *a, const nta_record *recs,
+                           const size_t *members, size_t nm)
+{
+    /* Exact weight per item: sort the members' (text, weight), then sum runs. */
+    weighed *ex = calloc(nm + 1, sizeof *ex);
+    assert_non_null(ex);
+    uint64_t total = 0;
+    for (size_t i = 0; i < nm; i++) {
+        const nta_record *r = &recs[members[i]];
+        nta_record_field_text(r, a->field, ex[i].text);
+        ex[i].w = a->by == NTA_F_NONE ? 1 : nta_record_u64(r, a->by);
+        total += ex[i].w;
+    }
+    qsort(ex, nm, sizeof *ex, weighed_by_text);
+    size_t nd = 0;
+    for (size_t i = 0; i < nm; i++) {
+        if (nd > 0 && strcmp(ex[nd - 1].text, ex[i].text) == 0)
+            ex[nd - 1].w += ex[i].w;
+        else
+            ex[nd++] = ex[i];
+    }
+    /* Items of weight 0 are never added. */
+    size_t nz = 0;
+    for (size_t i = 0; i < nd; i++)
+        if (ex[i].w > 0)
+            ex[nz++] = ex[i];
+    nd = nz;
+    const sketch_out *sk = g->sk;
+    assert_int_equal(sk->total, total);
+    assert_int_equal(sk->capacity, expected_capacity(a));
+    assert_true(sk->nitems <= 2 * sk->capacity);
+    if (sk->floor * ((uint64_t)sk->capacity + 1) > total)
+        fail_msg("window end %lld key '%s': floor %llu above total/(m+1) %llu/%u",
+                 (long long)g->end, g->label, (unsigned long long)sk->floor,
+                 (unsigned long long)total, sk->capacity + 1);
+    char *held = calloc(nd + 1, 1);
+    assert_non_null(held);
+    for (size_t i = 0; i < sk->nitems; i++) {
+        const topk_out *it = &sk->items[i];
+        if (i > 0)
+            assert_true(sk->items[i - 1].value >= it->value);
+        weighed probe;
+        memcpy(probe.text, it->text, sizeof probe.text);
+        weighed *e = bsearch(&probe, ex, nd, sizeof *ex, weighed_by_text);
+        if (e == NULL)
+            fail_msg("window end %lld key '%s': item %s was never seen", (long long)g->end,
+                     g->label, it->text);
+        held[e - ex] = 1;
+        if (!(e->w <= it->value && it->value <= e->w + it->error && it->error <= sk->floor))
+            fail_msg("window end %lld key '%s': item %s true %llu, value %llu, error %llu, "
+                     "floor %llu",
+                     (long long)g->end, g->label, it->text, (unsigned long long)e->w,
+                     (unsigned long long)it->value, (unsigned long long)it->error,
+                     (unsigned long long)sk->floor);
+    }
+    for (size_t i = 0; i < nd; i++)
+        if (!held[i] && ex[i].w > sk->floor)
+            fail_msg("window end %lld key '%s': item %s of weight %llu > floor %llu not held",
+                     (long long)g->end, g->label, ex[i].text, (unsigned long long)ex[i].w,
+                     (unsigned long long)sk->floor);
+    /* The k reported: every true top-k item that beats the (k+1)-th by more
+     * than the floor is among the first k. */
+    qsort(ex, nd, sizeof *ex, weighed_by_weight_desc);
+    size_t k = (size_t)a->k;
+    uint64_t next = k < nd ? ex[k].w : 0;
+    for (size_t i = 0; i < nd && i < k; i++) {
+        if (ex[i].w <= next + sk->floor)
+            continue;
+        int found = 0;
+        for (size_t j = 0; j < k && j < sk->nitems && !found; j++)
+            found = strcmp(sk->items[j].text, ex[i].text) == 0;
+        if (!found)
+            fail_msg("window end %lld key '%s': top item %s (weight %llu) not in the first %zu",
+                     (long long)g->end, g->label, ex[i].text, (unsigned long long)ex[i].w, k);
+    }
+    free(held);
+    free(ex);
+}
+
+static void check_quantile_row(const row *g, int j, const nta_agg_spec *a,
+                               const nta_record *recs, const size_t *members, size_t nm)
+{
+    uint64_t *v = malloc((nm + 1) * sizeof *v);
+    assert_non_null(v);
+    for (size_t i = 0; i < nm; i++)
+        v[i] = nta_record_u64(&recs[members[i]], a->field);
+    qsort(v, nm, sizeof *v, u64_cmp);
+    for (int i = 0; i < a->nq; i++) {
+        /* DDSketch's rank: floor(q * (n - 1)), 0-based. */
+        double x = (double)v[(size_t)floor(a->q[i] * (double)(nm - 1))];
+        double est = g->sk->qv[j][i];
+        if (fabs(est - x) > 0.01 * x * (1 + 1e-12))
+            fail_msg("window end %lld key '%s': q %g of %s: %.4f, exact %.0f", (long long)g->end,
+                     g->label, a->q[i], nta_field_name(a->field), est, x);
+    }
+    free(v);
+}
+
+/* Each emitted row's sketches against the exact weights and values of its
+ * group: the records used, in the window, reported under the row's label. */
+static void check_sketches(const nta_window_spec *sp, const nta_record *recs, const int *use,
+                           char (*labels)[LABEL_MAX], size_t n, const rows *got)
+{
+    if (!has_sketches(sp))
+        return;
+    size_t *members = malloc((n + 1) * sizeof *members);
+    assert_non_null(members);
+    for (size_t r = 0; r < got->n; r++) {
+        const row *g = &got->r[r];
+        assert_non_null(g->sk);
+        size_t nm = 0;
+        for (size_t i = 0; i < n; i++)
+            if (use[i] && recs[i].ts_ms >= g->start && recs[i].ts_ms < g->end &&
+                strcmp(labels[i], g->label) == 0)
+                members[nm++] = i;
+        assert_int_equal(nm, g->count);
+        for (int j = 0; j < sp->naggs; j++) {
+            if (sp->aggs[j].kind == NTA_AGG_TOPK)
+                check_topk_row(g, &sp->aggs[j], recs, members, nm);
+            else if (sp->aggs[j].kind == NTA_AGG_QUANTILE)
+                check_quantile_row(g, j, &sp->aggs[j], recs, members, nm);
+        }
+    }
+    free(members);
 }
 
 /* ---- the streaming driver ---- */
@@ -426,7 +660,7 @@ static run run_stream(const nta_window_spec *sp, const nta_record *recs, size_t 
 
 static void run_free(run *r)
 {
-    free(r->got.r);
+    rows_free(&r->got);
     free(r->use);
     free(r->labels);
     free(r->is_other);
@@ -439,6 +673,7 @@ static void check_stream(const nta_window_spec *sp, const nta_record *recs, size
     run r = run_stream(sp, recs, n, lateness, every);
     rows exp = reference(sp, recs, r.use, r.labels, r.is_other, n);
     compare_rows(sp, &r.got, &exp);
+    check_sketches(sp, recs, r.use, r.labels, n, &r.got);
     uint64_t used = 0;
     for (size_t i = 0; i < n; i++)
         used += (uint64_t)r.use[i];
@@ -485,12 +720,54 @@ static void all_aggs(nta_window_spec *sp)
     add_agg(sp, NTA_AGG_DISTINCT, NTA_F_DST_PORT);
 }
 
+static void add_topk(nta_window_spec *sp, nta_field f, nta_field by, int k, int capacity)
+{
+    nta_agg_spec *a = &sp->aggs[sp->naggs++];
+    memset(a, 0, sizeof *a);
+    a->kind = NTA_AGG_TOPK;
+    a->field = f;
+    a->by = by;
+    a->k = k;
+    a->capacity = capacity;
+}
+
+static void add_quantiles(nta_window_spec *sp, nta_field f, int nq, const double *q)
+{
+    nta_agg_spec *a = &sp->aggs[sp->naggs++];
+    memset(a, 0, sizeof *a);
+    a->kind = NTA_AGG_QUANTILE;
+    a->field = f;
+    a->nq = nq;
+    memcpy(a->q, q, (size_t)nq * sizeof *q);
+}
+
+static const double some_q[] = {0.5, 0.9, 0.95, 0.99, 0.999};
+
+/* A top-k with few counters (evictions in every pane, merges that
+ * truncate) and quantiles of two fields. */
+static void sketch_aggs(nta_window_spec *sp)
+{
+    add_topk(sp, NTA_F_DST_IP, NTA_F_BYTES, 5, 8);
+    add_quantiles(sp, NTA_F_BYTES, 5, some_q);
+    add_quantiles(sp, NTA_F_PACKETS, 2, some_q + 2);
+}
+
+/* Skews destinations (a few heavy, a long tail), as real traffic is. */
+static void skew_dst(nta_record *r, size_t n, unsigned ndst)
+{
+    for (size_t i = 0; i < n; i++) {
+        double u = (double)(rnd() % 1000000) / 1e6;
+        make_addr(&r[i].dst, 1000 + (unsigned)(ndst * u * u * u));
+    }
+}
+
 /* ---- tests ---- */
 
 static void test_agg_names(void **state)
 {
     (void)state;
-    static const char *const names[] = {"sum", "min", "max", "mean", "distinct"};
+    static const char *const names[] = {"sum", "min", "max", "mean", "distinct", "topk",
+                                        "quantile"};
     for (int k = 0; k < NTA_AGG__COUNT; k++) {
         assert_string_equal(nta_agg_kind_name((nta_agg_kind)k), names[k]);
         assert_int_equal(nta_agg_kind_by_name(names[k]), k);
@@ -601,6 +878,206 @@ static void test_spec_check(void **state)
     b = ok;
     b.max_keys = 0;
     assert_int_equal(nta_window_spec_check(&b, NULL, 0), -1);
+
+    /* topk and quantiles. */
+    nta_window_spec sk = make_spec("sk", 10000, 5000);
+    add_topk(&sk, NTA_F_SRC_IP, NTA_F_BYTES, 10, 0);
+    add_quantiles(&sk, NTA_F_BYTES, 5, some_q);
+    assert_int_equal(nta_window_spec_check(&sk, err, sizeof err), 0);
+    b = sk;
+    b.aggs[0].by = NTA_F_PACKETS;
+    b.aggs[0].field = NTA_F_DST_PORT;
+    b.aggs[0].k = NTA_TOPK_MAX_K;
+    b.aggs[0].capacity = NTA_TOPK_MAX_K;
+    assert_int_equal(nta_window_spec_check(&b, err, sizeof err), 0);
+    b.aggs[0].by = NTA_F_NONE;
+    assert_int_equal(nta_window_spec_check(&b, err, sizeof err), 0);
+    b.aggs[0].by = NTA_F_DST_PORT;
+    expect_bad(&b, "weight");
+    b = sk;
+    b.aggs[0].k = 0;
+    expect_bad(&b, "k must");
+    b.aggs[0].k = NTA_TOPK_MAX_K + 1;
+    expect_bad(&b, "k must");
+    b = sk;
+    b.aggs[0].capacity = 9; /* below k */
+    expect_bad(&b, "capacity");
+    b.aggs[0].capacity = NTA_TOPK_MAX_CAPACITY + 1;
+    expect_bad(&b, "capacity");
+    b = sk;
+    add_topk(&b, NTA_F_DST_IP, NTA_F_BYTES, 10, 0);
+    expect_bad(&b, "at most 1");
+    b = sk;
+    b.aggs[1].field = NTA_F_SRC_IP;
+    expect_bad(&b, "address");
+    b = sk;
+    b.aggs[1].nq = 0;
+    expect_bad(&b, "quantiles");
+    b.aggs[1].nq = NTA_AGG_MAX_QUANTILES + 1;
+    expect_bad(&b, "quantiles");
+    static const double bad_q[] = {0, 1, -0.5, 1.5, 0.12345, NAN};
+    for (size_t i = 0; i < sizeof bad_q / sizeof bad_q[0]; i++) {
+        b = sk;
+        b.aggs[1].q[2] = bad_q[i];
+        expect_bad(&b, "quantile");
+    }
+    b = sk;
+    b.aggs[1].q[3] = 0.5;
+    expect_bad(&b, "twice");
+}
+
+static void test_result_names(void **state)
+{
+    (void)state;
+    nta_window_spec sp = make_spec("n", 1000, 1000);
+    add_agg(&sp, NTA_AGG_SUM, NTA_F_BYTES);
+    add_topk(&sp, NTA_F_SRC_IP, NTA_F_BYTES, 10, 0);
+    add_topk(&sp, NTA_F_DST_PORT, NTA_F_NONE, 10, 0);
+    add_topk(&sp, NTA_F_DST_IP, NTA_F_PACKETS, 10, 0);
+    static const double q[] = {0.5, 0.999, 0.9999, 0.05, 0.001, 0.125};
+    add_quantiles(&sp, NTA_F_BYTES, 6, q);
+    char buf[64];
+    assert_int_equal(nta_agg_result_name(&sp.aggs[0], 0, buf, sizeof buf), 9);
+    assert_string_equal(buf, "sum_bytes");
+    nta_agg_result_name(&sp.aggs[1], 0, buf, sizeof buf);
+    assert_string_equal(buf, "topk_bytes_src_ip");
+    nta_agg_result_name(&sp.aggs[2], 0, buf, sizeof buf);
+    assert_string_equal(buf, "topk_count_dst_port");
+    nta_agg_result_name(&sp.aggs[3], 0, buf, sizeof buf);
+    assert_string_equal(buf, "topk_packets_dst_ip");
+    static const char *const qn[] = {"p50_bytes", "p99_9_bytes", "p99_99_bytes",
+                                     "p5_bytes", "p0_1_bytes", "p12_5_bytes"};
+    for (int i = 0; i < 6; i++) {
+        nta_agg_result_name(&sp.aggs[4], i, buf, sizeof buf);
+        assert_string_equal(buf, qn[i]);
+    }
+    /* Truncated, still terminated. */
+    assert_int_equal(nta_agg_result_name(&sp.aggs[1], 0, buf, 5), 4);
+    assert_string_equal(buf, "topk");
+}
+
+/* Top-k and quantiles in tumbling, sliding, keyed and unkeyed windows,
+ * against the exact per-group computation. */
+static void test_sketch_windows(void **state)
+{
+    (void)state;
+    gen g = {.n = 4000, .t0 = 0, .t1 = 120000, .jitter = 3000, .nsrc = 12, .ndst = 60,
+             .nport = 9};
+    nta_record *r = gen_records(&g, 21);
+    skew_dst(r, g.n, 60);
+
+    nta_window_spec sp = make_spec("talkers", 10000, 10000);
+    sketch_aggs(&sp);
+    check_stream(&sp, r, g.n, 2000, 50);
+
+    sp = make_spec("talkers_sliding", 30000, 4000);
+    sketch_aggs(&sp);
+    add_agg(&sp, NTA_AGG_SUM, NTA_F_BYTES);
+    check_stream(&sp, r, g.n, 3000, 7);
+
+    sp = make_spec("per_src", 20000, 5000);
+    sp.nkeys = 1;
+    sp.key[0] = NTA_F_SRC_IP;
+    add_topk(&sp, NTA_F_DST_PORT, NTA_F_NONE, 3, 0); /* default capacity: 64, exact here */
+    add_quantiles(&sp, NTA_F_BYTES, 3, some_q + 1);
+    check_stream(&sp, r, g.n, 1000, 13);
+
+    sp = make_spec("pairs", 12000, 3000);
+    sp.nkeys = 2;
+    sp.key[0] = NTA_F_PROTO;
+    sp.key[1] = NTA_F_DST_PORT;
+    add_topk(&sp, NTA_F_SRC_IP, NTA_F_PACKETS, 2, 8);
+    add_quantiles(&sp, NTA_F_PACKETS, 1, some_q);
+    all_aggs(&sp);
+    check_stream(&sp, r, g.n, 500, 3);
+    free(r);
+
+    /* Many records per window, a default-sized summary over a long tail. */
+    g = (gen){.n = 30000, .t0 = 0, .t1 = 60000, .jitter = 100, .nsrc = 3000, .ndst = 2000,
+              .nport = 5};
+    r = gen_records(&g, 22);
+    skew_dst(r, g.n, 2000);
+    sp = make_spec("big", 20000, 10000);
+    add_topk(&sp, NTA_F_DST_IP, NTA_F_BYTES, 10, 0);
+    add_quantiles(&sp, NTA_F_BYTES, 5, some_q);
+    check_stream(&sp, r, g.n, 0, 100);
+    free(r);
+}
+
+/* Hand-made records: literal top-k values, shares and quantiles. */
+static void test_sketch_literal(void **state)
+{
+    (void)state;
+    nta_window_spec sp = make_spec("lit", 1000, 1000);
+    add_topk(&sp, NTA_F_DST_PORT, NTA_F_BYTES, 2, 0);
+    static const double q[] = {0.5, 0.99};
+    add_quantiles(&sp, NTA_F_BYTES, 2, q);
+    nta_window *w = nta_window_create(&sp);
+    assert_non_null(w);
+    static const uint16_t port[] = {443, 53, 443, 80, 0};
+    static const uint64_t bytes[] = {1000, 60, 3000, 500, 0};
+    for (int i = 0; i < 5; i++) {
+        nta_record rec = {.ts_ms = 10 + i, .dst_port = port[i], .bytes = bytes[i]};
+        assert_int_equal(nta_window_add(w, &rec), 0);
+    }
+    collector c = {.spec = &sp, .last_end = INT64_MIN, .max_end = INT64_MAX,
+                   .min_end = INT64_MIN};
+    assert_int_equal(nta_window_flush(w, collect, &c), 1);
+    const sketch_out *sk = c.got.r[0].sk;
+    assert_int_equal(sk->total, 4560);
+    assert_int_equal(sk->nitems, 3); /* port 0 carried no bytes */
+    assert_string_equal(sk->items[0].text, "443");
+    assert_int_equal(sk->items[0].value, 4000);
+    assert_int_equal(sk->items[0].error, 0);
+    assert_string_equal(sk->items[1].text, "80");
+    assert_int_equal(sk->items[1].value, 500);
+    assert_string_equal(sk->items[2].text, "53");
+    /* Sorted bytes 0 60 500 1000 3000: rank floor(0.5 * 4) = 2 -> 500, within
+     * 1%; rank floor(0.99 * 4) = 3 -> 1000. */
+    assert_true(fabs(sk->qv[1][0] - 500) <= 5);
+    assert_true(fabs(sk->qv[1][1] - 1000) <= 10);
+    rows_free(&c.got);
+    nta_window_destroy(w);
+}
+
+/* Sketch memory goes back to the pools and is freed by flush. */
+static void test_sketch_memory(void **state)
+{
+    (void)state;
+    nta_window_spec sp = make_spec("mem", 30000, 10000);
+    sp.nkeys = 1;
+    sp.key[0] = NTA_F_SRC_IP;
+    sketch_aggs(&sp);
+    nta_window *w = nta_window_create(&sp);
+    assert_non_null(w);
+    nta_window_stats st;
+    nta_window_get_stats(w, &st);
+    size_t empty_bytes = st.bytes;
+    gen g = {.n = 30000, .t0 = 0, .t1 = 300000, .jitter = 0, .nsrc = 50, .ndst = 500,
+             .nport = 5};
+    nta_record *r = gen_records(&g, 23);
+    collector c = {.spec = &sp, .last_end = INT64_MIN, .min_end = INT64_MIN};
+    size_t peak = 0;
+    for (size_t i = 0; i < g.n; i++) {
+        assert_int_equal(nta_window_add(w, &r[i]), 0);
+        if (i % 100 == 99) {
+            c.max_end = r[i].ts_ms;
+            nta_window_advance(w, r[i].ts_ms, collect, &c);
+            nta_window_get_stats(w, &st);
+            peak = st.bytes > peak ? st.bytes : peak;
+        }
+    }
+    /* 3 panes + the merge table of 50 keys, each key with a top-k of 8
+     * counters and two sketches of at most 2048 buckets: well under 5 MB. */
+    assert_true(peak > empty_bytes);
+    assert_true(peak < 5u << 20);
+    c.max_end = INT64_MAX;
+    nta_window_flush(w, collect, &c);
+    nta_window_get_stats(w, &st);
+    assert_int_equal(st.bytes, empty_bytes);
+    rows_free(&c.got);
+    free(r);
+    nta_window_destroy(w);
 }
 
 static void test_last_end(void **state)
@@ -1011,6 +1488,7 @@ static void check_overflow(const nta_window_spec *sp, const nta_record *r, size_
     assert_int_equal(x.end.overflow, overflowed);
     rows exp = reference(sp, r, x.use, x.labels, x.is_other, n);
     compare_rows(sp, &x.got, &exp);
+    check_sketches(sp, r, x.use, x.labels, n, &x.got);
     assert_int_equal(x.end.open_panes, 0);
     free(exp.r);
     run_free(&x);
@@ -1034,6 +1512,10 @@ static void test_overflow(void **state)
     sp.max_keys = 3;
     sp.nkeys = 2;
     sp.key[1] = NTA_F_DST_PORT;
+    check_overflow(&sp, r, g.n);
+    /* Sketches of "(other)" merge like any key's. */
+    sp.naggs = 0;
+    sketch_aggs(&sp);
     check_overflow(&sp, r, g.n);
     free(r);
 
@@ -1192,6 +1674,8 @@ static void test_random_specs(void **state)
         for (int i = 0; i < sp.nkeys; i++)
             sp.key[i] = keys[rnd() % 4];
         all_aggs(&sp);
+        if (seed % 2)
+            sketch_aggs(&sp);
         int64_t t0 = rnd_range(-3000, 1000);
         int64_t lateness = rnd_range(0, 20);
         size_t every = (size_t)rnd_range(1, 30);
@@ -1225,6 +1709,10 @@ int main(void)
         cmocka_unit_test(test_distinct_dense),
         cmocka_unit_test(test_pane_freeing),
         cmocka_unit_test(test_random_specs),
+        cmocka_unit_test(test_result_names),
+        cmocka_unit_test(test_sketch_windows),
+        cmocka_unit_test(test_sketch_literal),
+        cmocka_unit_test(test_sketch_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
