@@ -18,10 +18,10 @@ CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 all: build
 
 deps:
-	tools/install-deps build
+	tools/install-deps build web
 
 deps-test:
-	tools/install-deps test kafka
+	tools/install-deps test kafka browser
 
 build: deps
 	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "http.h"
 #include "replay.h"
 #include "run.h"
 #include "script.h"
@@ -18,6 +19,12 @@ enum {
     OPT_UNTIL_END,
     OPT_FAST,
     OPT_COMMIT_INTERVAL,
+    OPT_HTTP,
+    OPT_NO_HTTP,
+    OPT_HTTP_TOKEN,
+    OPT_HTTP_TOKEN_FILE,
+    OPT_HTTP_HISTORY,
+    OPT_WEB_ROOT,
     OPT_VERSION,
     OPT_REPLAY,
     OPT_REPLAY_FORMAT,
@@ -88,6 +95,19 @@ static const struct option_spec {
      "With --replay and -b: publish the records to TOPIC (nta JSON, keyed by source address, "
      "message time = record time) instead of running a script."},
     {"verbose", 'v', NULL, "Log assignments and, off a terminal, a status line every 10 s."},
+    {"http", OPT_HTTP, "ADDR:PORT",
+     "Where pipelines serve the dashboard, its API and /metrics (default " NTA_HTTP_DEFAULT_LISTEN
+     ", or $NTA_HTTP; port 0 picks a free one). A busy port is logged and the pipeline runs "
+     "without it. An address other than loopback needs --http-token or --http-token-file."},
+    {"no-http", OPT_NO_HTTP, NULL, "No dashboard (also NTA_HTTP=off)."},
+    {"http-token", OPT_HTTP_TOKEN, "TOKEN",
+     "Access token the dashboard's API, push channel, metrics and reload require "
+     "(Authorization: Bearer TOKEN, or ?token=TOKEN)."},
+    {"http-token-file", OPT_HTTP_TOKEN_FILE, "FILE",
+     "Read the access token from the first line of FILE (keeps it out of ps)."},
+    {"http-history", OPT_HTTP_HISTORY, "DURATION",
+     "How much history the dashboard keeps for pages that open later (default 15m)."},
+    {"web-root", OPT_WEB_ROOT, "DIR", "Serve the page from DIR instead of the source tree's web/."},
     {"version", OPT_VERSION, NULL, "Print the version and exit."},
     {"help", 'h', NULL, "Show this help and exit."},
 };
@@ -151,6 +171,13 @@ int main(int argc, char **argv)
     longopts[NOPTIONS] = (struct option){0};
 
     nta_run_opts o = {.from = NTA_FROM_COMMITTED, .commit_interval_ms = 500};
+    /* The dashboard is on by default; NTA_HTTP moves it (tests run many
+     * pipelines at once) or turns it off. */
+    const char *http_env = getenv("NTA_HTTP");
+    o.http.listen = http_env == NULL ? NTA_HTTP_DEFAULT_LISTEN
+                    : strcmp(http_env, "off") == 0 || http_env[0] == '\0' ? NULL
+                                                                           : http_env;
+    static char http_token[1024];
     nta_replay_opts ro;
     nta_replay_opts_init(&ro);
     char err[2048];
@@ -247,12 +274,35 @@ int main(int argc, char **argv)
         case OPT_SORT: ro.sort = 1; break;
         case OPT_NO_SORT: ro.sort = 0; break;
         case OPT_PUBLISH: ro.publish_topic = optarg; break;
+        case OPT_HTTP: o.http.listen = optarg; break;
+        case OPT_NO_HTTP: o.http.listen = NULL; break;
+        case OPT_HTTP_TOKEN: o.http.token = optarg; break;
+        case OPT_HTTP_TOKEN_FILE:
+            if (nta_http_read_token_file(optarg, http_token, sizeof http_token, err,
+                                         sizeof err) != 0) {
+                fprintf(stderr, "nta-run: %s\n", err);
+                return 2;
+            }
+            o.http.token = http_token;
+            break;
+        case OPT_HTTP_HISTORY:
+            if ((o.http.history_ms = nta_http_parse_history(optarg)) < 0) {
+                fprintf(stderr, "nta-run: --http-history takes a duration such as 15m, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case OPT_WEB_ROOT: o.http.web_root = optarg; break;
         case OPT_VERSION: printf("nta-run %s\n", NTA_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default:
             fprintf(stderr, "Try 'nta-run --help'.\n");
             return 2;
         }
+    }
+    if (nta_http_opts_check(&o.http, err, sizeof err) != 0) {
+        fprintf(stderr, "nta-run: %s\n", err);
+        return 2;
     }
     if (ro.publish_topic && (!ro.path || !o.kafka.brokers || optind < argc)) {
         fprintf(stderr, "nta-run: --publish needs --replay FILE and -b, and takes no script\n");

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "generator.h"
+#include "http.h"
 #include "pipeline.h"
 #include "status.h"
 
@@ -90,7 +91,7 @@ static int print_send(void *ctx, const char *topic, const char *key, size_t klen
 static void feed_record(void *ctx, const nta_record *r) { nta_pipeline_feed_record(ctx, r); }
 
 static int run_local_generator(nta_pipeline *p, const nta_pipeline_conf *conf,
-                               const nta_run_opts *o)
+                               const nta_run_opts *o, nta_http *http)
 {
     nta_gen_conf gconf;
     nta_gen_conf_init(&gconf);
@@ -129,6 +130,7 @@ static int run_local_generator(nta_pipeline *p, const nta_pipeline_conf *conf,
         status_values(&v, nta_pipeline_get_stats(p));
         v.lag = 0;
         nta_status_update(&sl, t, &v, 0);
+        nta_http_tick(http, 0, NULL, NULL, t);
         fflush(stdout);
         int64_t wait = nta_gen_wait_us(g, now_us());
         if (wait > 0)
@@ -144,7 +146,7 @@ static int run_local_generator(nta_pipeline *p, const nta_pipeline_conf *conf,
 
 /* Lines from stdin, one record each, in the input's format. poll() keeps the
  * clock ticking while the pipe is quiet, so idle windows still close. */
-static int run_local_stdin(nta_pipeline *p, const nta_run_opts *o)
+static int run_local_stdin(nta_pipeline *p, const nta_run_opts *o, nta_http *http)
 {
     nta_status_line sl;
     nta_status_init(&sl, o->verbose, now_us());
@@ -181,6 +183,7 @@ static int run_local_stdin(nta_pipeline *p, const nta_run_opts *o)
         nta_status_values v;
         status_values(&v, nta_pipeline_get_stats(p));
         nta_status_update(&sl, t, &v, 0);
+        nta_http_tick(http, -1, NULL, NULL, t);
     }
     nta_status_done(&sl);
     nta_buf_free(&line);
@@ -198,9 +201,12 @@ int nta_run_pipeline_local(nta_script *s, nta_pipeline_conf *conf, const nta_run
         fprintf(stderr, "nta: %s\n", err);
         return 1;
     }
-    int rc = conf->generator_path[0] ? run_local_generator(p, conf, o) : run_local_stdin(p, o);
+    nta_http *http = nta_http_attach(&o->http, p, conf, "local");
+    int rc = conf->generator_path[0] ? run_local_generator(p, conf, o, http)
+                                     : run_local_stdin(p, o, http);
     fflush(stdout);
     print_summary(p);
+    nta_http_detach(http);
     nta_pipeline_destroy(p);
     return rc;
 }
@@ -469,6 +475,7 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
         nta_producer_destroy(r.prod, 0);
         return 1;
     }
+    nta_http *http = nta_http_attach(&o->http, r.p, conf, "kafka");
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(r.rk);
     rd_kafka_message_t *msgs[4096];
     nta_status_line sl;
@@ -507,6 +514,11 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
         v.lag = total_lag(&r);
         v.note = r.note[0] ? r.note : nta_producer_last_error(r.prod);
         nta_status_update(&sl, t, &v, 0);
+        if (http) {
+            nta_producer_stats pst;
+            nta_producer_get_stats(r.prod, &pst);
+            nta_http_tick(http, v.lag, &pst, v.note, t);
+        }
         if (o->until_end && all_at_end(&r)) {
             drained = 1;
             break;
@@ -540,6 +552,7 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
         fprintf(stderr, "nta: %ld output messages undelivered at exit\n", left);
         rc = 1;
     }
+    nta_http_detach(http);
     nta_pipeline_destroy(r.p);
     free(r.parts);
     return rc;

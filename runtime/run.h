@@ -7,6 +7,7 @@
 #define NTA_RUN_H
 
 #include "conf.h"
+#include "http.h"
 #include "kafka.h"
 #include "script.h"
 
@@ -23,6 +24,7 @@ typedef struct nta_run_opts {
     int fast;      /* generators: no pacing */
     int verbose;
     int commit_interval_ms;
+    nta_http_opts http; /* the dashboard; http.listen NULL: none */
 } nta_run_opts;
 
 /* Set from signal handlers; the loops check it between batches. */
