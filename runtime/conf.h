@@ -8,10 +8,20 @@
 #include "decode.h"
 #include "window.h"
 
+/* Resource limits for rule code. */
+typedef struct nta_rule_limits {
+    int64_t budget_ms;   /* one call into a rule (or one file's top level) */
+    size_t memory_bytes; /* the rule set's Lua heap */
+} nta_rule_limits;
+
 #define NTA_TOPIC_MAX 250 /* Kafka's own limit on topic name length is 249 */
 #define NTA_MAX_WINDOWS 32
 #define NTA_MAX_GEN_ARGS 64
 #define NTA_PATH_MAX 4096
+#define NTA_MAX_RULE_PATHS 16
+#define NTA_MAX_RULES 256
+
+struct nta_rule_def;
 
 typedef struct nta_pipeline_conf {
     /* input { ... } */
@@ -35,6 +45,17 @@ typedef struct nta_pipeline_conf {
     /* window "name" { ... } */
     nta_window_spec windows[NTA_MAX_WINDOWS];
     int nwindows;
+
+    /* rules "dir" or rules { "file.lua", "dir", ... }: rule files to load
+     * (a directory means its *.lua files, in name order). Owned. */
+    char *rule_paths[NTA_MAX_RULE_PATHS];
+    int nrule_paths;
+    /* rule "name" { ... } declared in the pipeline script itself (threshold
+     * form only: function conditions belong in sandboxed rule files). Owned. */
+    struct nta_rule_def *inline_rules;
+    int ninline_rules;
+    /* From the command line, not the script. */
+    nta_rule_limits rule_limits;
 } nta_pipeline_conf;
 
 typedef enum nta_gen_format {

@@ -25,6 +25,9 @@ enum {
     OPT_HTTP_TOKEN_FILE,
     OPT_HTTP_HISTORY,
     OPT_WEB_ROOT,
+    OPT_RULES,
+    OPT_RULE_BUDGET,
+    OPT_RULE_MEMORY,
     OPT_VERSION,
     OPT_REPLAY,
     OPT_REPLAY_FORMAT,
@@ -95,6 +98,13 @@ static const struct option_spec {
      "With --replay and -b: publish the records to TOPIC (nta JSON, keyed by source address, "
      "message time = record time) instead of running a script."},
     {"verbose", 'v', NULL, "Log assignments and, off a terminal, a status line every 10 s."},
+    {"rules", OPT_RULES, "PATH",
+     "A rule file, or a directory of *.lua rule files, to load besides those the script names "
+     "(repeatable). kill -HUP reloads the script's rules and these, all or nothing."},
+    {"rule-budget", OPT_RULE_BUDGET, "MS",
+     "Time one call into rule code may take before it is stopped and the rule quarantined "
+     "(default 100)."},
+    {"rule-memory", OPT_RULE_MEMORY, "MB", "Memory cap of the rules' Lua heap (default 64)."},
     {"http", OPT_HTTP, "ADDR:PORT",
      "Where pipelines serve the dashboard, its API and /metrics (default " NTA_HTTP_DEFAULT_LISTEN
      ", or $NTA_HTTP; port 0 picks a free one). A busy port is logged and the pipeline runs "
@@ -149,8 +159,18 @@ static void usage(FILE *f)
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    nta_run_stop = 1;
+    if (sig == SIGHUP)
+        nta_run_reload = 1;
+    else
+        nta_run_stop = 1;
+}
+
+/* A whole number in [lo, hi] from an option argument, or -1. */
+static long parse_long(const char *s, long lo, long hi)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return (*s && *end == '\0' && v >= lo && v <= hi) ? v : -1;
 }
 
 int main(int argc, char **argv)
@@ -181,6 +201,7 @@ int main(int argc, char **argv)
     nta_replay_opts ro;
     nta_replay_opts_init(&ro);
     char err[2048];
+    long rule_budget = -1, rule_memory = -1;
     int c;
     while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         switch (c) {
@@ -274,6 +295,26 @@ int main(int argc, char **argv)
         case OPT_SORT: ro.sort = 1; break;
         case OPT_NO_SORT: ro.sort = 0; break;
         case OPT_PUBLISH: ro.publish_topic = optarg; break;
+        case OPT_RULES: {
+            char **np = realloc(o.rule_paths, sizeof(char *) * (size_t)(o.nrule_paths + 1));
+            if (np == NULL)
+                return 1;
+            o.rule_paths = np;
+            o.rule_paths[o.nrule_paths++] = optarg;
+            break;
+        }
+        case OPT_RULE_BUDGET:
+            if ((rule_budget = parse_long(optarg, 1, 60000)) < 0) {
+                fprintf(stderr, "nta-run: --rule-budget takes 1..60000 ms, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_RULE_MEMORY:
+            if ((rule_memory = parse_long(optarg, 1, 65536)) < 0) {
+                fprintf(stderr, "nta-run: --rule-memory takes 1..65536 MB, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case OPT_HTTP: o.http.listen = optarg; break;
         case OPT_NO_HTTP: o.http.listen = NULL; break;
         case OPT_HTTP_TOKEN: o.http.token = optarg; break;
@@ -317,11 +358,13 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     if (ro.publish_topic) {
         int prc = nta_run_replay_publish(&o, &ro);
         nta_kafka_opts_free(&o.kafka);
+    free(o.rule_paths);
         return prc;
     }
     if (optind >= argc) {
@@ -335,8 +378,15 @@ int main(int argc, char **argv)
     nta_pipeline_conf_init(&pconf);
     nta_gen_conf_init(&gconf);
     nta_script_kind kind;
-    nta_script *s = nta_script_load(path, argc - optind - 1, argv + optind + 1, &kind, &pconf,
-                                    &gconf, err, sizeof err);
+    o.script_path = path;
+    o.script_argc = argc - optind - 1;
+    o.script_argv = argv + optind + 1;
+    nta_script *s = nta_script_load(path, o.script_argc, o.script_argv, &kind, &pconf, &gconf,
+                                    err, sizeof err);
+    if (rule_budget > 0)
+        pconf.rule_limits.budget_ms = rule_budget;
+    if (rule_memory > 0)
+        pconf.rule_limits.memory_bytes = (size_t)rule_memory << 20;
     int rc;
     if (s == NULL) {
         fprintf(stderr, "nta-run: %s\n", err);
@@ -356,5 +406,6 @@ int main(int argc, char **argv)
     nta_script_destroy(s);
     nta_pipeline_conf_free(&pconf);
     nta_kafka_opts_free(&o.kafka);
+    free(o.rule_paths);
     return rc;
 }

@@ -1,15 +1,30 @@
 #include "pipeline.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "buf.h"
 #include "output.h"
+#include "rules.h"
+
+/* The last result of a window, kept for dry-running a reload's rules. */
+typedef struct last_result {
+    int valid;
+    nta_window_spec spec;
+    nta_result r;
+} last_result;
 
 struct nta_pipeline {
-    const nta_pipeline_conf *conf;
-    nta_script *script;
+    /* A copy of the script's declarations; its heap members (CSV columns,
+     * generator arguments, rule paths) are not kept: they are used at
+     * creation only. */
+    nta_pipeline_conf conf;
+    nta_script *script;       /* on_window; the caller's until a reload */
+    nta_script *owned_script; /* loaded by a reload, destroyed with the pipeline */
     nta_sink sink;
     nta_decoder dec;
     nta_window *win[NTA_MAX_WINDOWS];
@@ -28,7 +43,135 @@ struct nta_pipeline {
     int64_t next_close;
     nta_tap_fn tap;
     void *tap_ctx;
+
+    nta_rules *rules;
+    nta_rule_limits limits;
+    /* The script and arguments a reload runs again. */
+    char origin[NTA_PATH_MAX];
+    int origin_argc;
+    char *const *origin_argv;
+    char *const *extra_rules; /* --rules paths: not in the script, read again too */
+    int nextra_rules;
+    uint64_t generation;
+    nta_buf reload_json;
+    last_result last[NTA_MAX_WINDOWS];
+    /* The window being emitted, to tell rules when one has been fully seen. */
+    int emitting;
+    int64_t emitting_end;
+    int64_t now_ms; /* wall clock at the last tick or window close */
 };
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void rules_alert(void *ctx, const char *topic, const char *key, size_t klen,
+                        const char *json, size_t len);
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Expands rule paths: a directory stands for its *.lua files in name order.
+ * Returns the number of files (strdup'ed into files), or -1 with err. */
+static int rule_files(char *const *paths, int npaths, char **files, int max, char *err,
+                      size_t errlen)
+{
+    int n = 0;
+    for (int i = 0; i < npaths; i++) {
+        struct stat st;
+        if (stat(paths[i], &st) != 0) {
+            snprintf(err, errlen, "rules: %s: no such file or directory", paths[i]);
+            goto fail;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            if (n == max)
+                goto toomany;
+            files[n++] = strdup(paths[i]);
+            continue;
+        }
+        DIR *d = opendir(paths[i]);
+        if (d == NULL) {
+            snprintf(err, errlen, "rules: %s: cannot read the directory", paths[i]);
+            goto fail;
+        }
+        int first = n;
+        for (struct dirent *de; (de = readdir(d)) != NULL;) {
+            size_t l = strlen(de->d_name);
+            if (l < 5 || strcmp(de->d_name + l - 4, ".lua") != 0 || de->d_name[0] == '.')
+                continue;
+            if (n == max) {
+                closedir(d);
+                goto toomany;
+            }
+            char path[NTA_PATH_MAX];
+            snprintf(path, sizeof path, "%.2000s/%.2000s", paths[i], de->d_name);
+            files[n++] = strdup(path);
+        }
+        closedir(d);
+        qsort(files + first, (size_t)(n - first), sizeof *files, cmp_str);
+    }
+    return n;
+toomany:
+    snprintf(err, errlen, "rules: more than %d rule files", max);
+fail:
+    for (int i = 0; i < n; i++)
+        free(files[i]);
+    return -1;
+}
+
+/* Loads the rules conf declares (files and inline threshold rules) and checks
+ * them against conf's windows. Returns the rule set (NULL when there are no
+ * files) and 0, or -1 with err. */
+static int load_rules(const nta_pipeline_conf *conf, const nta_rule_limits *lim,
+                      nta_ruleset **out, char *err, size_t errlen)
+{
+    char *files[NTA_MAX_RULES];
+    int n = rule_files(conf->rule_paths, conf->nrule_paths, files, NTA_MAX_RULES, err, errlen);
+    if (n < 0)
+        return -1;
+    nta_ruleset *rs = NULL;
+    if (n > 0)
+        rs = nta_ruleset_load((const char *const *)files, n, lim, err, errlen);
+    for (int i = 0; i < n; i++)
+        free(files[i]);
+    if (n > 0 && rs == NULL)
+        return -1;
+    int total = conf->ninline_rules + nta_ruleset_count(rs);
+    nta_rule_def *all = calloc((size_t)(total ? total : 1), sizeof *all);
+    if (all == NULL) {
+        nta_ruleset_destroy(rs);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (conf->ninline_rules)
+        memcpy(all, conf->inline_rules, sizeof *all * (size_t)conf->ninline_rules);
+    for (int i = 0; i < nta_ruleset_count(rs); i++)
+        all[conf->ninline_rules + i] = *nta_ruleset_rule(rs, i);
+    int rc = nta_rules_check(all, total, conf->windows, conf->nwindows, err, errlen);
+    free(all);
+    if (rc != 0) {
+        nta_ruleset_destroy(rs);
+        return -1;
+    }
+    *out = rs;
+    return 0;
+}
+
+static void keep_scalars(nta_pipeline_conf *dst, const nta_pipeline_conf *src)
+{
+    *dst = *src;
+    memset(dst->csv_columns, 0, sizeof dst->csv_columns);
+    memset(dst->generator_args, 0, sizeof dst->generator_args);
+    memset(dst->rule_paths, 0, sizeof dst->rule_paths);
+    dst->ncsv_columns = dst->ngenerator_args = dst->nrule_paths = 0;
+    dst->inline_rules = NULL;
+    dst->ninline_rules = 0;
+}
 
 nta_pipeline *nta_pipeline_create(const nta_pipeline_conf *conf, nta_script *script,
                                   nta_sink sink, char *err, size_t errlen)
@@ -38,12 +181,15 @@ nta_pipeline *nta_pipeline_create(const nta_pipeline_conf *conf, nta_script *scr
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    p->conf = conf;
+    keep_scalars(&p->conf, conf);
+    p->limits = conf->rule_limits;
+    p->now_ms = wall_ms();
     p->script = script;
     p->sink = sink;
     p->st.max_event_ms = p->st.watermark_ms = INT64_MIN;
     p->resume_wm = INT64_MIN;
     p->next_close = INT64_MIN;
+    p->emitting = -1;
     nta_decoder_init(&p->dec, conf->format);
     if (conf->ncsv_columns &&
         nta_decoder_set_columns(&p->dec, (const char *const *)conf->csv_columns,
@@ -62,6 +208,18 @@ nta_pipeline *nta_pipeline_create(const nta_pipeline_conf *conf, nta_script *scr
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    nta_ruleset *rs = NULL;
+    if (load_rules(conf, &p->limits, &rs, err, errlen) != 0)
+        goto fail;
+    p->rules = nta_rules_create(&p->limits, (nta_rules_out){rules_alert, p});
+    if (p->rules == NULL) {
+        nta_ruleset_destroy(rs);
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    nta_rules_install(p->rules, rs, conf->inline_rules, conf->ninline_rules, p->conf.windows,
+                      p->conf.nwindows);
+    p->generation = 1;
     return p;
 fail:
     nta_pipeline_destroy(p);
@@ -75,8 +233,11 @@ void nta_pipeline_destroy(nta_pipeline *p)
     for (int i = 0; i < p->nwin; i++)
         nta_window_destroy(p->win[i]);
     nta_offsets_destroy(p->offsets);
+    nta_rules_destroy(p->rules);
+    nta_script_destroy(p->owned_script);
     nta_buf_free(&p->key);
     nta_buf_free(&p->val);
+    nta_buf_free(&p->reload_json);
     free(p);
 }
 
@@ -110,17 +271,20 @@ static int64_t aggregate(nta_pipeline *p, const nta_record *r)
     size_t nlate = 0;
     p->late_windows[0] = '\0';
     for (int i = 0; i < p->nwin; i++) {
-        if (p->conf->windows[i].nwhere && !matches(&p->conf->windows[i], r))
+        if (p->conf.windows[i].nwhere && !matches(&p->conf.windows[i], r))
             continue;
-        if (nta_window_add(p->win[i], r) == 0) {
-            int64_t e = nta_window_last_end(&p->conf->windows[i], r->ts_ms);
+        int rc = nta_window_add(p->win[i], r);
+        if (rc == 0) {
+            int64_t e = nta_window_last_end(&p->conf.windows[i], r->ts_ms);
             if (e > done)
                 done = e;
+        } else if (rc < 0) {
+            p->st.dropped_nomem++;
         } else {
-            size_t n = strlen(p->conf->windows[i].name);
+            size_t n = strlen(p->conf.windows[i].name);
             if (nlate)
                 p->late_windows[nlate++] = ',';
-            memcpy(p->late_windows + nlate, p->conf->windows[i].name, n + 1);
+            memcpy(p->late_windows + nlate, p->conf.windows[i].name, n + 1);
             nlate += n;
         }
     }
@@ -131,8 +295,8 @@ static int64_t aggregate(nta_pipeline *p, const nta_record *r)
     p->fed_since_tick = 1;
     if (r->ts_ms > p->st.max_event_ms) {
         p->st.max_event_ms = r->ts_ms;
-        if (r->ts_ms - p->conf->lateness_ms >= p->next_close)
-            advance(p, r->ts_ms - p->conf->lateness_ms);
+        if (r->ts_ms - p->conf.lateness_ms >= p->next_close)
+            advance(p, r->ts_ms - p->conf.lateness_ms);
     }
     return done;
 }
@@ -152,16 +316,16 @@ void nta_pipeline_feed(nta_pipeline *p, int32_t partition, int64_t offset, const
     int64_t done = INT64_MIN;
     if (s == NTA_DEC_OK) {
         done = aggregate(p, &r);
-        if (p->late_windows[0] && p->conf->late_topic[0])
-            send(p, p->conf->late_topic, key, klen, payload, len, msg_ts_ms, "nta-late",
+        if (p->late_windows[0] && p->conf.late_topic[0])
+            send(p, p->conf.late_topic, key, klen, payload, len, msg_ts_ms, "nta-late",
                  p->late_windows);
     } else if (s == NTA_DEC_SKIP) {
         p->st.records_in--; /* a CSV header is not a record */
     } else {
         p->st.bad[s]++;
         p->st.bad_total++;
-        if (p->conf->dlq_topic[0])
-            send(p, p->conf->dlq_topic, key, klen, payload, len, msg_ts_ms, "nta-error",
+        if (p->conf.dlq_topic[0])
+            send(p, p->conf.dlq_topic, key, klen, payload, len, msg_ts_ms, "nta-error",
                  nta_decode_status_name(s));
     }
     if (partition >= 0)
@@ -174,9 +338,40 @@ void nta_pipeline_feed_record(nta_pipeline *p, const nta_record *r)
     aggregate(p, r);
 }
 
+static void rules_alert(void *ctx, const char *topic, const char *key, size_t klen,
+                        const char *json, size_t len)
+{
+    nta_pipeline *p = ctx;
+    send(p, topic[0] ? topic : p->conf.output_topic, key, klen, json, len, p->now_ms, NULL,
+         NULL);
+    p->st.alerts_out++;
+    if (p->tap)
+        p->tap(p->tap_ctx, NTA_EVENT_ALERT, json, len);
+}
+
+/* Tells the rules that the window being emitted has been seen whole. */
+static void window_done(nta_pipeline *p)
+{
+    if (p->emitting < 0)
+        return;
+    nta_rules_window_done(p->rules, nta_window_spec_of(p->win[p->emitting]), p->emitting_end,
+                          p->now_ms);
+    p->emitting_end = INT64_MIN;
+}
+
 static void emit_result(void *ctx, const nta_result *res)
 {
     nta_pipeline *p = ctx;
+    if (res->end_ms != p->emitting_end) {
+        window_done(p);
+        p->emitting_end = res->end_ms;
+    }
+    last_result *lr = &p->last[p->emitting];
+    lr->spec = *res->spec;
+    lr->r = *res;
+    lr->r.spec = &lr->spec;
+    lr->valid = 1;
+    nta_rules_on_result(p->rules, res, p->now_ms);
     if (res->end_ms <= p->resume_wm) {
         p->st.results_suppressed++;
         return;
@@ -185,7 +380,7 @@ static void emit_result(void *ctx, const nta_result *res)
     nta_buf_reset(&p->val);
     nta_output_result_key(&p->key, res);
     nta_output_result_json(&p->val, res);
-    send(p, p->conf->output_topic, p->key.data, p->key.len, p->val.data, p->val.len,
+    send(p, p->conf.output_topic, p->key.data, p->key.len, p->val.data, p->val.len,
          res->end_ms, NULL, NULL);
     p->st.results_out++;
     if (p->tap)
@@ -208,10 +403,15 @@ static void advance(nta_pipeline *p, int64_t wm)
         return;
     p->st.watermark_ms = wm;
     p->next_close = INT64_MAX;
+    p->now_ms = wall_ms();
     for (int i = 0; i < p->nwin; i++) {
+        p->emitting = i;
+        p->emitting_end = INT64_MIN;
         nta_window_advance(p->win[i], wm, emit_result, p);
+        if (p->emitting_end != INT64_MIN)
+            window_done(p);
         /* The first aligned end (k * slide + size) after wm. */
-        const nta_window_spec *sp = &p->conf->windows[i];
+        const nta_window_spec *sp = &p->conf.windows[i];
         int64_t k = (wm - sp->size_ms) / sp->slide_ms;
         if ((wm - sp->size_ms) % sp->slide_ms < 0)
             k--;
@@ -219,6 +419,8 @@ static void advance(nta_pipeline *p, int64_t wm)
         if (next < p->next_close)
             p->next_close = next;
     }
+    p->emitting = -1;
+    nta_rules_on_watermark(p->rules, wm, p->now_ms);
     nta_offsets_release(p->offsets, wm);
 }
 
@@ -226,15 +428,16 @@ void nta_pipeline_tick(nta_pipeline *p, int64_t now_ms)
 {
     /* The clock is read per tick, not per record: idleness is measured in
      * seconds, and a clock read per record would cost more than decoding. */
+    p->now_ms = now_ms;
     if (p->fed_since_tick) {
         p->last_record_wall_ms = now_ms;
         p->fed_since_tick = 0;
     }
     if (p->st.max_event_ms == INT64_MIN)
         return;
-    int64_t wm = p->st.max_event_ms - p->conf->lateness_ms;
+    int64_t wm = p->st.max_event_ms - p->conf.lateness_ms;
     int64_t quiet = now_ms - p->last_record_wall_ms;
-    if (quiet >= p->conf->idle_timeout_ms)
+    if (quiet >= p->conf.idle_timeout_ms)
         wm += quiet;
     advance(p, wm);
 }
@@ -249,8 +452,15 @@ void nta_pipeline_set_resume_watermark(nta_pipeline *p, int64_t wm) { p->resume_
 
 void nta_pipeline_flush(nta_pipeline *p)
 {
-    for (int i = 0; i < p->nwin; i++)
+    p->now_ms = wall_ms();
+    for (int i = 0; i < p->nwin; i++) {
+        p->emitting = i;
+        p->emitting_end = INT64_MIN;
         nta_window_flush(p->win[i], emit_result, p);
+        if (p->emitting_end != INT64_MIN)
+            window_done(p);
+    }
+    p->emitting = -1;
     nta_offsets_release(p->offsets, INT64_MAX);
 }
 
@@ -258,3 +468,179 @@ const nta_pipeline_stats *nta_pipeline_get_stats(const nta_pipeline *p) { return
 nta_offsets *nta_pipeline_offsets(nta_pipeline *p) { return p->offsets; }
 int nta_pipeline_windows(const nta_pipeline *p) { return p->nwin; }
 const nta_window *nta_pipeline_window(const nta_pipeline *p, int i) { return p->win[i]; }
+
+void nta_pipeline_set_origin(nta_pipeline *p, const char *path, int argc, char *const *argv,
+                             char *const *extra_rules, int nextra_rules)
+{
+    snprintf(p->origin, sizeof p->origin, "%s", path);
+    p->origin_argc = argc;
+    p->origin_argv = argv;
+    p->extra_rules = extra_rules;
+    p->nextra_rules = nextra_rules;
+}
+
+nta_rules *nta_pipeline_rules(nta_pipeline *p) { return p->rules; }
+uint64_t nta_pipeline_generation(const nta_pipeline *p) { return p->generation; }
+
+static void json_names(nta_buf *b, const char *key, char names[][NTA_WINDOW_NAME_MAX], int n)
+{
+    nta_buf_printf(b, ",\"%s\":[", key);
+    for (int i = 0; i < n; i++) {
+        if (i)
+            nta_buf_putc(b, ',');
+        nta_buf_json_str(b, names[i], strlen(names[i]));
+    }
+    nta_buf_putc(b, ']');
+}
+
+static int same_spec(const nta_window_spec *a, const nta_window_spec *b)
+{
+    /* Specs are built zero-filled, so padding compares equal too. */
+    return memcmp(a, b, sizeof *a) == 0;
+}
+
+/* Publishes the reload record and logs it. */
+static void reload_record(nta_pipeline *p, int ok, const char *error,
+                          char restarted[][NTA_WINDOW_NAME_MAX], int nrestarted,
+                          char added[][NTA_WINDOW_NAME_MAX], int nadded,
+                          char removed[][NTA_WINDOW_NAME_MAX], int nremoved)
+{
+    nta_buf *b = &p->reload_json;
+    nta_buf_reset(b);
+    nta_buf_printf(b, "{\"type\":\"reload\",\"ok\":%s,\"generation\":%llu,\"time\":",
+                   ok ? "true" : "false", (unsigned long long)p->generation);
+    nta_buf_i64(b, p->now_ms);
+    nta_buf_puts(b, ",\"error\":");
+    if (error)
+        nta_buf_json_str(b, error, strlen(error));
+    else
+        nta_buf_puts(b, "null");
+    nta_buf_printf(b, ",\"rules\":%d", nta_rules_count(p->rules));
+    json_names(b, "restarted_windows", restarted, nrestarted);
+    json_names(b, "added_windows", added, nadded);
+    json_names(b, "removed_windows", removed, nremoved);
+    nta_buf_putc(b, '}');
+    char key[32];
+    int klen = snprintf(key, sizeof key, "reload|%llu", (unsigned long long)p->generation);
+    send(p, p->conf.output_topic, key, (size_t)klen, b->data, b->len, p->now_ms, NULL, NULL);
+    if (p->tap)
+        p->tap(p->tap_ctx, NTA_EVENT_RELOAD, b->data, b->len);
+    if (ok)
+        fprintf(stderr, "nta: reload %llu ok: %d rules, %d windows restarted, %d added, %d "
+                        "removed\n",
+                (unsigned long long)p->generation, nta_rules_count(p->rules), nrestarted,
+                nadded, nremoved);
+    else
+        fprintf(stderr, "nta: reload failed, the previous rules keep running: %s\n", error);
+}
+
+int nta_pipeline_reload(nta_pipeline *p, const char **result_json, size_t *result_len)
+{
+    char err[4096];
+    char none[1][NTA_WINDOW_NAME_MAX];
+    p->now_ms = wall_ms();
+    nta_pipeline_conf conf;
+    nta_gen_conf gconf;
+    nta_pipeline_conf_init(&conf);
+    nta_gen_conf_init(&gconf);
+    conf.rule_limits = p->limits;
+    nta_script_kind kind;
+    nta_ruleset *rs = NULL;
+    nta_script *s = nta_script_load(p->origin, p->origin_argc, p->origin_argv, &kind, &conf,
+                                    &gconf, err, sizeof err);
+    if (s && kind != NTA_SCRIPT_PIPELINE)
+        snprintf(err, sizeof err, "%.3000s is no longer a pipeline script", p->origin);
+    for (int i = 0; i < p->nextra_rules && conf.nrule_paths < NTA_MAX_RULE_PATHS; i++)
+        conf.rule_paths[conf.nrule_paths++] = strdup(p->extra_rules[i]);
+    int ok = s && kind == NTA_SCRIPT_PIPELINE &&
+             load_rules(&conf, &p->limits, &rs, err, sizeof err) == 0;
+    /* Dry run: every function rule on the latest result of its window. */
+    for (int i = 0; ok && i < p->nwin; i++)
+        if (p->last[i].valid && rs &&
+            nta_rules_dry_run(rs, &p->last[i].r, &p->limits, err, sizeof err) != 0)
+            ok = 0;
+    /* Windows must all be creatable before anything is swapped. */
+    nta_window *nw[NTA_MAX_WINDOWS] = {0};
+    int reuse[NTA_MAX_WINDOWS];
+    for (int i = 0; ok && i < conf.nwindows; i++) {
+        reuse[i] = -1;
+        for (int j = 0; j < p->nwin; j++)
+            if (same_spec(&conf.windows[i], nta_window_spec_of(p->win[j])))
+                reuse[i] = j;
+        if (reuse[i] < 0 && (nw[i] = nta_window_create(&conf.windows[i])) == NULL) {
+            snprintf(err, sizeof err, "window '%s': out of memory", conf.windows[i].name);
+            ok = 0;
+        }
+    }
+    if (!ok) {
+        for (int i = 0; i < conf.nwindows; i++)
+            nta_window_destroy(nw[i]);
+        nta_ruleset_destroy(rs);
+        nta_script_destroy(s);
+        nta_pipeline_conf_free(&conf);
+        p->st.reloads_failed++;
+        reload_record(p, 0, err, none, 0, none, 0, none, 0);
+        *result_json = p->reload_json.data;
+        *result_len = p->reload_json.len;
+        return -1;
+    }
+
+    char restarted[NTA_MAX_WINDOWS][NTA_WINDOW_NAME_MAX], added[NTA_MAX_WINDOWS][NTA_WINDOW_NAME_MAX],
+        removed[NTA_MAX_WINDOWS][NTA_WINDOW_NAME_MAX];
+    int nrestarted = 0, nadded = 0, nremoved = 0;
+    int kept[NTA_MAX_WINDOWS] = {0};
+    last_result last[NTA_MAX_WINDOWS];
+    memset(last, 0, sizeof last);
+    for (int i = 0; i < conf.nwindows; i++) {
+        if (reuse[i] >= 0) {
+            nw[i] = p->win[reuse[i]];
+            kept[reuse[i]] = 1;
+            last[i] = p->last[reuse[i]];
+            continue;
+        }
+        int existed = 0;
+        for (int j = 0; j < p->nwin; j++)
+            existed |= strcmp(nta_window_spec_of(p->win[j])->name, conf.windows[i].name) == 0;
+        snprintf(existed ? restarted[nrestarted++] : added[nadded++], NTA_WINDOW_NAME_MAX, "%s",
+                 conf.windows[i].name);
+    }
+    for (int j = 0; j < p->nwin; j++) {
+        if (kept[j])
+            continue;
+        const char *name = nta_window_spec_of(p->win[j])->name;
+        int renewed = 0;
+        for (int i = 0; i < conf.nwindows; i++)
+            renewed |= strcmp(conf.windows[i].name, name) == 0;
+        if (!renewed)
+            snprintf(removed[nremoved++], NTA_WINDOW_NAME_MAX, "%s", name);
+        nta_window_destroy(p->win[j]);
+    }
+    memcpy(p->win, nw, sizeof nw);
+    p->nwin = conf.nwindows;
+    memcpy(p->last, last, sizeof last);
+    for (int i = 0; i < NTA_MAX_WINDOWS; i++)
+        p->last[i].r.spec = &p->last[i].spec;
+    /* Input, output and lateness keep their running values: changing where
+     * records come from is a restart, not a reload. */
+    nta_pipeline_conf keep = p->conf;
+    keep_scalars(&p->conf, &conf);
+    memcpy(p->conf.input_topic, keep.input_topic, sizeof keep.input_topic);
+    memcpy(p->conf.output_topic, keep.output_topic, sizeof keep.output_topic);
+    memcpy(p->conf.dlq_topic, keep.dlq_topic, sizeof keep.dlq_topic);
+    memcpy(p->conf.late_topic, keep.late_topic, sizeof keep.late_topic);
+    p->conf.format = keep.format;
+    p->conf.lateness_ms = keep.lateness_ms;
+    p->conf.idle_timeout_ms = keep.idle_timeout_ms;
+    p->next_close = INT64_MIN;
+    nta_rules_install(p->rules, rs, conf.inline_rules, conf.ninline_rules, p->conf.windows,
+                      p->conf.nwindows);
+    nta_script_destroy(p->owned_script);
+    p->owned_script = p->script = s;
+    nta_pipeline_conf_free(&conf);
+    p->generation++;
+    p->st.reloads_ok++;
+    reload_record(p, 1, NULL, restarted, nrestarted, added, nadded, removed, nremoved);
+    *result_json = p->reload_json.data;
+    *result_len = p->reload_json.len;
+    return 0;
+}

@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "decode.h"
 #include "offsets.h"
+#include "rules.h"
 #include "script.h"
 
 /* Where output messages go (Kafka producer, or stdout). hdr_name may be NULL.
@@ -36,6 +37,9 @@ typedef struct nta_pipeline_stats {
     uint64_t results_suppressed; /* already emitted before a restart */
     uint64_t output_errors;
     uint64_t script_errors; /* on_window failures */
+    uint64_t alerts_out;
+    uint64_t dropped_nomem; /* records a window could not take: out of memory */
+    uint64_t reloads_ok, reloads_failed;
     int64_t max_event_ms;   /* INT64_MIN before the first record */
     int64_t watermark_ms;   /* INT64_MIN before the first record */
 } nta_pipeline_stats;
@@ -83,6 +87,24 @@ void nta_pipeline_flush(nta_pipeline *p);
 
 const nta_pipeline_stats *nta_pipeline_get_stats(const nta_pipeline *p);
 nta_offsets *nta_pipeline_offsets(nta_pipeline *p);
+
+/* Where a reload reads the pipeline script again, and the rule paths given
+ * on the command line (arguments and paths must outlive the pipeline). */
+void nta_pipeline_set_origin(nta_pipeline *p, const char *path, int argc, char *const *argv,
+                             char *const *extra_rules, int nextra_rules);
+
+/* Reloads the pipeline script and its rule files, all or nothing: a fresh
+ * Lua state, compile, run the top level, check every rule against the
+ * windows, dry-run every rule on the latest result of its window; only if all
+ * of that succeeds are the new rules and on_window swapped in. Windows whose
+ * definition is unchanged keep their state; changed ones restart; input,
+ * output and lateness stay as they are. Call between records (at a batch
+ * boundary). Publishes a {"type":"reload"} record and returns 0 or -1; the
+ * record's JSON stays valid until the next reload. */
+int nta_pipeline_reload(nta_pipeline *p, const char **result_json, size_t *result_len);
+
+nta_rules *nta_pipeline_rules(nta_pipeline *p);
+uint64_t nta_pipeline_generation(const nta_pipeline *p);
 
 /* Per-window counters, index 0..nwindows-1 in declaration order. */
 int nta_pipeline_windows(const nta_pipeline *p);

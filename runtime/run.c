@@ -15,7 +15,31 @@
 #include "pipeline.h"
 #include "status.h"
 
-volatile int nta_run_stop;
+volatile sig_atomic_t nta_run_stop;
+volatile sig_atomic_t nta_run_reload;
+
+/* Serves a pending SIGHUP: the loops call this between batches. */
+static void maybe_reload(nta_pipeline *p)
+{
+    if (!nta_run_reload)
+        return;
+    nta_run_reload = 0;
+    const char *json;
+    size_t len;
+    nta_pipeline_reload(p, &json, &len);
+}
+
+static nta_pipeline *create_pipeline(nta_pipeline_conf *conf, nta_script *s, nta_sink sink,
+                                     const nta_run_opts *o, char *err, size_t errlen)
+{
+    for (int i = 0; i < o->nrule_paths && conf->nrule_paths < NTA_MAX_RULE_PATHS; i++)
+        conf->rule_paths[conf->nrule_paths++] = strdup(o->rule_paths[i]);
+    nta_pipeline *p = nta_pipeline_create(conf, s, sink, err, errlen);
+    if (p)
+        nta_pipeline_set_origin(p, o->script_path, o->script_argc, o->script_argv, o->rule_paths,
+                                o->nrule_paths);
+    return p;
+}
 
 static int64_t now_us(void)
 {
@@ -42,7 +66,7 @@ static void status_values(nta_status_values *v, const nta_pipeline_stats *st)
 }
 
 /* A summary on stderr at exit: the counters an operator checks first. */
-static void print_summary(const nta_pipeline *p)
+static void print_summary(nta_pipeline *p)
 {
     const nta_pipeline_stats *st = nta_pipeline_get_stats(p);
     fprintf(stderr, "nta: %llu records in, %llu aggregated, %llu bad, %llu late, %llu results out",
@@ -51,6 +75,11 @@ static void print_summary(const nta_pipeline *p)
             (unsigned long long)st->results_out);
     if (st->script_errors)
         fprintf(stderr, ", %llu on_window errors", (unsigned long long)st->script_errors);
+    if (st->alerts_out)
+        fprintf(stderr, ", %llu alerts", (unsigned long long)st->alerts_out);
+    if (st->reloads_ok || st->reloads_failed)
+        fprintf(stderr, ", reloads %llu ok %llu failed", (unsigned long long)st->reloads_ok,
+                (unsigned long long)st->reloads_failed);
     fputc('\n', stderr);
     for (int s = 1; s < NTA_DEC__COUNT; s++)
         if (st->bad[s] && s != NTA_DEC_SKIP)
@@ -63,6 +92,19 @@ static void print_summary(const nta_pipeline *p)
                 nta_window_spec_of(nta_pipeline_window(p, i))->name,
                 (unsigned long long)ws.windows, (unsigned long long)ws.results,
                 (unsigned long long)ws.late, (unsigned long long)ws.overflow);
+    }
+    nta_rules *rules = nta_pipeline_rules(p);
+    for (int i = 0; i < nta_rules_count(rules); i++) {
+        nta_rule_stats rs;
+        nta_rules_get_stats(rules, i, &rs);
+        fprintf(stderr,
+                "nta:   rule %s: %llu evaluations, %llu raised, %llu cleared, %llu errors%s, "
+                "%.0f ns/evaluation, detection latency p50 %.0f ms p99 %.0f ms\n",
+                rs.name, (unsigned long long)rs.evaluations, (unsigned long long)rs.raised,
+                (unsigned long long)rs.cleared, (unsigned long long)rs.errors,
+                rs.quarantined ? " (quarantined)" : "",
+                rs.evaluations ? (double)rs.eval_ns / (double)rs.evaluations : 0.0,
+                rs.latency_p50_ms, rs.latency_p99_ms);
     }
 }
 
@@ -126,6 +168,7 @@ static int run_local_generator(nta_pipeline *p, const nta_pipeline_conf *conf,
             break;
         }
         nta_pipeline_tick(p, t / 1000);
+        maybe_reload(p);
         nta_status_values v;
         status_values(&v, nta_pipeline_get_stats(p));
         v.lag = 0;
@@ -177,6 +220,7 @@ static int run_local_stdin(nta_pipeline *p, const nta_run_opts *o, nta_http *htt
             nta_pipeline_feed(p, -1, 0, NULL, 0, line.data, line.len, 0);
         int64_t t = now_us();
         nta_pipeline_tick(p, t / 1000);
+        maybe_reload(p);
         /* Results are for people or pipes waiting on them: never hold them
          * in stdio's buffer past a tick. */
         fflush(stdout);
@@ -196,10 +240,10 @@ int nta_run_pipeline_local(nta_script *s, nta_pipeline_conf *conf, const nta_run
 {
     print_sink ps = {conf->output_topic, conf->print != 0};
     char err[512];
-    nta_pipeline *p = nta_pipeline_create(conf, s, (nta_sink){print_send, &ps}, err, sizeof err);
+    nta_pipeline *p = create_pipeline(conf, s, (nta_sink){print_send, &ps}, o, err, sizeof err);
     if (p == NULL) {
         fprintf(stderr, "nta: %s\n", err);
-        return 1;
+        return 2;
     }
     nta_http *http = nta_http_attach(&o->http, p, conf, "local");
     int rc = conf->generator_path[0] ? run_local_generator(p, conf, o, http)
@@ -468,7 +512,7 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
         fprintf(stderr, "nta: %s\n", err);
         return 1;
     }
-    r.p = nta_pipeline_create(conf, s, (nta_sink){kafka_send, &r}, err, sizeof err);
+    r.p = create_pipeline(conf, s, (nta_sink){kafka_send, &r}, o, err, sizeof err);
     if (r.p == NULL || (r.rk = consumer_create(&r, err, sizeof err)) == NULL) {
         fprintf(stderr, "nta: %s\n", err);
         nta_pipeline_destroy(r.p);
@@ -503,6 +547,7 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
         }
         int64_t t = now_us();
         nta_pipeline_tick(r.p, t / 1000);
+        maybe_reload(r.p);
         nta_producer_poll(r.prod, 0);
         if (t - r.last_commit_us >= (int64_t)o->commit_interval_ms * 1000) {
             snapshot_commit(&r);
@@ -638,4 +683,4 @@ int nta_run_generator(nta_script *s, nta_gen_conf *conf, const nta_run_opts *o)
     return rc;
 }
 
-void nta_run_print_summary(const nta_pipeline *p) { print_summary(p); }
+void nta_run_print_summary(nta_pipeline *p) { print_summary(p); }

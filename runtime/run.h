@@ -6,6 +6,8 @@
 #ifndef NTA_RUN_H
 #define NTA_RUN_H
 
+#include <signal.h>
+
 #include "conf.h"
 #include "http.h"
 #include "kafka.h"
@@ -25,10 +27,17 @@ typedef struct nta_run_opts {
     int verbose;
     int commit_interval_ms;
     nta_http_opts http; /* the dashboard; http.listen NULL: none */
+    /* The pipeline script and its arguments, for reloads. */
+    const char *script_path;
+    int script_argc;
+    char *const *script_argv;
+    char **rule_paths; /* --rules, added to the script's own */
+    int nrule_paths;
 } nta_run_opts;
 
-/* Set from signal handlers; the loops check it between batches. */
-extern volatile int nta_run_stop;
+/* Set from signal handlers; the loops check them between batches. */
+extern volatile sig_atomic_t nta_run_stop;
+extern volatile sig_atomic_t nta_run_reload;
 
 int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run_opts *o);
 int nta_run_pipeline_local(nta_script *s, nta_pipeline_conf *conf, const nta_run_opts *o);
@@ -37,6 +46,6 @@ int nta_run_generator(nta_script *s, nta_gen_conf *conf, const nta_run_opts *o);
 /* The counters a pipeline run prints on stderr at exit (other sources, such
  * as replay.c, end with the same summary). */
 struct nta_pipeline;
-void nta_run_print_summary(const struct nta_pipeline *p);
+void nta_run_print_summary(struct nta_pipeline *p);
 
 #endif

@@ -2,11 +2,15 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <luajit.h>
 #include <lualib.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "rule.h"
 
 /* From Debian's liblua5.1-cjson.a, linked into the binary: scripts get cjson
  * through require without depending on a Lua module path. */
@@ -27,6 +31,10 @@ struct nta_script {
     char dir[NTA_PATH_MAX]; /* the script's directory: relative paths in it start here */
 };
 
+/* Rule declarations, defined with the rule set below. */
+static int l_pipeline_rule(lua_State *L);
+static int l_rules(lua_State *L);
+
 void nta_pipeline_conf_init(nta_pipeline_conf *c)
 {
     memset(c, 0, sizeof *c);
@@ -37,6 +45,8 @@ void nta_pipeline_conf_init(nta_pipeline_conf *c)
     c->lateness_ms = 5000;
     c->idle_timeout_ms = 5000;
     c->print = -1;
+    c->rule_limits.budget_ms = 100;
+    c->rule_limits.memory_bytes = 64u << 20;
 }
 
 void nta_pipeline_conf_free(nta_pipeline_conf *c)
@@ -45,7 +55,11 @@ void nta_pipeline_conf_free(nta_pipeline_conf *c)
         free(c->csv_columns[i]);
     for (int i = 0; i < c->ngenerator_args; i++)
         free(c->generator_args[i]);
-    c->ncsv_columns = c->ngenerator_args = 0;
+    for (int i = 0; i < c->nrule_paths; i++)
+        free(c->rule_paths[i]);
+    free(c->inline_rules);
+    c->inline_rules = NULL;
+    c->ncsv_columns = c->ngenerator_args = c->nrule_paths = c->ninline_rules = 0;
 }
 
 void nta_gen_conf_init(nta_gen_conf *c)
@@ -702,6 +716,8 @@ nta_script *nta_script_load(const char *path, int argc, char *const *argv, nta_s
     register_fn(s, "output", l_output);
     register_fn(s, "window", l_window);
     register_fn(s, "generator", l_generator);
+    register_fn(s, "rule", l_pipeline_rule);
+    register_fn(s, "rules", l_rules);
     register_fn(s, "emit", l_emit);
     push_args(L, argc, argv);
 
@@ -761,27 +777,12 @@ static void set_num(lua_State *L, const char *k, double v)
     lua_setfield(L, -2, k);
 }
 
+static void push_result(lua_State *L, const nta_result *r);
+
 int nta_script_on_window(nta_script *s, const nta_result *r, char *err, size_t errlen)
 {
-    lua_State *L = s->L;
-    const nta_window_spec *sp = r->spec;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->on_window_ref);
-    lua_createtable(L, 0, 6 + sp->naggs);
-    set_str(L, "window", sp->name);
-    set_num(L, "start", (double)r->start_ms);
-    set_num(L, "end", (double)r->end_ms);
-    set_num(L, "count", (double)r->count);
-    lua_createtable(L, 0, sp->nkeys);
-    for (int i = 0; i < sp->nkeys; i++)
-        set_str(L, nta_field_name(sp->key[i]), r->key_text[i]);
-    lua_setfield(L, -2, "key");
-    for (int i = 0; i < sp->naggs; i++) {
-        char name[48];
-        snprintf(name, sizeof name, "%s_%s", nta_agg_kind_name(sp->aggs[i].kind),
-                 nta_field_name(sp->aggs[i].field));
-        set_num(L, name,
-                sp->aggs[i].kind == NTA_AGG_MEAN ? r->values[i].d : (double)r->values[i].u);
-    }
+    lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->on_window_ref);
+    push_result(s->L, r);
     return pcall(s, 1, err, errlen);
 }
 
@@ -799,4 +800,485 @@ long nta_script_generate(nta_script *s, double t0_ms, double step_ms, long n, nt
     int rc = pcall(s, 3, err, errlen);
     s->emit_fn = NULL;
     return rc == 0 ? s->emitted : -1;
+}
+
+/* ---- rules: declarations shared by pipeline scripts and rule files ---- */
+
+static const char *const severity_names[] = {"info", "warning", "critical"};
+
+const char *nta_severity_name(nta_severity s)
+{
+    return (unsigned)s <= NTA_SEV_CRITICAL ? severity_names[s] : "";
+}
+
+void nta_rule_def_init(nta_rule_def *d)
+{
+    memset(d, 0, sizeof *d);
+    d->severity = NTA_SEV_WARNING;
+    d->fn_ref = LUA_NOREF;
+    d->raise_after = 1;
+    d->clear_after = 2;
+    d->cooldown_ms = 60000;
+    d->alpha = 0.1;
+    d->warmup = 10;
+}
+
+static int opt_count(lua_State *L, const char *what, const char *k, int dflt)
+{
+    double v = opt_number(L, 1, what, k, dflt);
+    if (v < 1 || v > 1000 || v != floor(v))
+        luaL_error(L, "%s: %s must be a whole number from 1 to 1000", what, k);
+    return (int)v;
+}
+
+/* Reads the rule table at index 1 into d. allow_fn: whether `when` may be a
+ * function (only in sandboxed rule files); its reference is taken in L. */
+static void parse_rule(lua_State *L, const char *name, nta_rule_def *d, int allow_fn)
+{
+    static const char *const allowed[] = {"window", "severity", "value", "above", "below", "when",
+                                          "raise_after", "clear_after", "cooldown", "message",
+                                          "topic", "baseline", "each", NULL};
+    char what[NTA_RULE_NAME_MAX + 16];
+    snprintf(what, sizeof what, "rule '%s'", name);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    check_keys(L, 1, what, allowed);
+    nta_rule_def_init(d);
+    snprintf(d->name, sizeof d->name, "%s", name);
+    lua_Debug ar;
+    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar))
+        snprintf(d->where, sizeof d->where, "%s:%d", ar.short_src, ar.currentline);
+
+    opt_string(L, 1, what, "window", d->window, sizeof d->window);
+    if (d->window[0] == '\0')
+        luaL_error(L, "%s: 'window' is required (the name of the window it watches)", what);
+    char sev[16] = "warning";
+    opt_string(L, 1, what, "severity", sev, sizeof sev);
+    int found = 0;
+    for (int i = 0; i <= NTA_SEV_CRITICAL; i++)
+        if (strcmp(sev, severity_names[i]) == 0) {
+            d->severity = (nta_severity)i;
+            found = 1;
+        }
+    if (!found)
+        luaL_error(L, "%s: severity must be info, warning or critical, not '%s'", what, sev);
+    opt_string(L, 1, what, "value", d->value, sizeof d->value);
+    opt_string(L, 1, what, "message", d->message, sizeof d->message);
+    opt_string(L, 1, what, "topic", d->topic, sizeof d->topic);
+    opt_string(L, 1, what, "each", d->each, sizeof d->each);
+    d->raise_after = opt_count(L, what, "raise_after", d->raise_after);
+    d->clear_after = opt_count(L, what, "clear_after", d->clear_after);
+    d->cooldown_ms = opt_duration(L, 1, what, "cooldown", d->cooldown_ms);
+
+    lua_getfield(L, 1, "above");
+    d->has_above = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "below");
+    d->has_below = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    d->above = opt_number(L, 1, what, "above", 0);
+    d->below = opt_number(L, 1, what, "below", 0);
+
+    lua_getfield(L, 1, "when");
+    if (lua_isfunction(L, -1)) {
+        if (!allow_fn)
+            luaL_error(L, "%s: a function condition belongs in a rule file, where it runs "
+                          "sandboxed; here use value = \"field\" with above/below", what);
+        d->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    } else {
+        if (!lua_isnil(L, -1))
+            luaL_error(L, "%s: 'when' must be a function", what);
+        lua_pop(L, 1);
+    }
+    if (d->fn_ref == LUA_NOREF && !d->has_above && !d->has_below)
+        luaL_error(L, "%s: give a condition: when = function(w) ... end, or value with "
+                      "above and/or below", what);
+    if (d->fn_ref == LUA_NOREF && d->value[0] == '\0')
+        luaL_error(L, "%s: a threshold needs value = \"<result field>\"", what);
+    if (d->each[0] && (d->fn_ref != LUA_NOREF ||
+                       (strcmp(d->value, "share") != 0 && strcmp(d->value, "value") != 0)))
+        luaL_error(L, "%s: each = \"topk_...\" takes a threshold on value = \"share\" or "
+                      "\"value\"", what);
+
+    lua_getfield(L, 1, "baseline");
+    if (!lua_isnil(L, -1)) {
+        static const char *const ballowed[] = {"field", "alpha", "warmup", NULL};
+        if (!lua_istable(L, -1))
+            luaL_error(L, "%s: baseline = { field = \"sum_bytes\", alpha = 0.1, warmup = 10 }",
+                       what);
+        int t = lua_gettop(L);
+        char bwhat[NTA_RULE_NAME_MAX + 32];
+        snprintf(bwhat, sizeof bwhat, "%s baseline", what);
+        check_keys(L, t, bwhat, ballowed);
+        opt_string(L, t, bwhat, "field", d->baseline, sizeof d->baseline);
+        if (d->baseline[0] == '\0')
+            luaL_error(L, "%s: baseline needs a field", what);
+        d->alpha = opt_number(L, t, bwhat, "alpha", d->alpha);
+        if (!(d->alpha > 0 && d->alpha <= 1))
+            luaL_error(L, "%s: baseline alpha must be in (0, 1]", what);
+        double w = opt_number(L, t, bwhat, "warmup", d->warmup);
+        if (w < 0 || w > 1e6 || w != floor(w))
+            luaL_error(L, "%s: baseline warmup must be a whole number >= 0", what);
+        d->warmup = (int)w;
+    }
+    lua_pop(L, 1);
+    if ((strcmp(d->value, "z") == 0 || strcmp(d->value, "ratio") == 0) && !d->baseline[0])
+        luaL_error(L, "%s: value '%s' needs a baseline", what, d->value);
+}
+
+/* rule "name" { ... } in a pipeline script: threshold rules only. */
+static int l_pipeline_rule_body(lua_State *L)
+{
+    nta_script *s = self(L);
+    nta_pipeline_conf *c = s->pconf;
+    const char *name = lua_tostring(L, lua_upvalueindex(2));
+    if (c->ninline_rules == NTA_MAX_RULES)
+        luaL_error(L, "rule '%s': more than %d rules", name, NTA_MAX_RULES);
+    for (int i = 0; i < c->ninline_rules; i++)
+        if (strcmp(c->inline_rules[i].name, name) == 0)
+            luaL_error(L, "rule '%s': declared twice", name);
+    nta_rule_def d;
+    parse_rule(L, name, &d, 0);
+    nta_rule_def *nr = realloc(c->inline_rules, sizeof d * (size_t)(c->ninline_rules + 1));
+    if (nr == NULL)
+        luaL_error(L, "out of memory");
+    c->inline_rules = nr;
+    c->inline_rules[c->ninline_rules++] = d;
+    return 0;
+}
+
+static int check_rule_name(lua_State *L)
+{
+    size_t len;
+    luaL_checklstring(L, 1, &len);
+    if (len == 0 || len >= NTA_RULE_NAME_MAX)
+        luaL_error(L, "rule: a name of 1 to %d characters is required", NTA_RULE_NAME_MAX - 1);
+    return 1;
+}
+
+static int l_pipeline_rule(lua_State *L)
+{
+    check_rule_name(L);
+    mark_pipeline(L, "rule");
+    lua_pushlightuserdata(L, self(L));
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, l_pipeline_rule_body, 2);
+    return 1;
+}
+
+/* rules "dir" or rules { "a.lua", "dir", ... }: paths relative to the script. */
+static int l_rules(lua_State *L)
+{
+    nta_script *s = self(L);
+    nta_pipeline_conf *c = s->pconf;
+    mark_pipeline(L, "rules");
+    int n = lua_istable(L, 1) ? (int)lua_objlen(L, 1) : 1;
+    for (int i = 1; i <= n; i++) {
+        if (lua_istable(L, 1))
+            lua_rawgeti(L, 1, i);
+        else
+            lua_pushvalue(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "rules: expects a path or a list of paths");
+        if (c->nrule_paths == NTA_MAX_RULE_PATHS)
+            luaL_error(L, "rules: more than %d paths", NTA_MAX_RULE_PATHS);
+        char path[NTA_PATH_MAX];
+        const char *rel = lua_tostring(L, -1);
+        int len = rel[0] == '/' ? snprintf(path, sizeof path, "%s", rel)
+                                : snprintf(path, sizeof path, "%s/%s", s->dir, rel);
+        if (len >= (int)sizeof path)
+            luaL_error(L, "rules: path too long");
+        c->rule_paths[c->nrule_paths++] = strdup(path);
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+/* ---- the rule set: rule files in a sandboxed Lua state ----
+ *
+ * Rule code is untrusted in the sense that a typo must not take the pipeline
+ * down: it runs with base, string, table, math and bit only (no io, os,
+ * package, debug, ffi, load*), under a memory cap (the allocator refuses past
+ * it), and with a time budget per call. LuaJIT does not run count hooks inside
+ * compiled traces, so the JIT is off for this state: the interpreter checks
+ * the budget every 1000 instructions. Conditions are short; the cost of
+ * interpreting them is measured in bench/. */
+
+struct nta_ruleset {
+    lua_State *L;
+    size_t mem_used, mem_limit;
+    int64_t deadline_ns; /* monotonic; 0 = no call in progress */
+    int timed_out;
+    nta_rule_def *defs;
+    int ndefs;
+    int traceback_ref;
+};
+
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    nta_ruleset *rs = ud;
+    if (nsize == 0) {
+        free(ptr);
+        rs->mem_used -= osize;
+        return NULL;
+    }
+    /* osize is the old block's size only when ptr is set. */
+    size_t old = ptr ? osize : 0;
+    if (nsize > old && rs->mem_used + (nsize - old) > rs->mem_limit)
+        return NULL;
+    void *np = realloc(ptr, nsize);
+    if (np)
+        rs->mem_used = rs->mem_used - old + nsize;
+    return np;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static nta_ruleset *ruleset_of(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, "nta.ruleset");
+    nta_ruleset *rs = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return rs;
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    nta_ruleset *rs = ruleset_of(L);
+    if (rs->deadline_ns && mono_ns() > rs->deadline_ns) {
+        rs->timed_out = 1;
+        luaL_error(L, "time budget exceeded");
+    }
+}
+
+static int l_ruleset_rule_body(lua_State *L)
+{
+    nta_ruleset *rs = lua_touserdata(L, lua_upvalueindex(1));
+    const char *name = lua_tostring(L, lua_upvalueindex(2));
+    if (rs->ndefs == NTA_MAX_RULES)
+        luaL_error(L, "rule '%s': more than %d rules", name, NTA_MAX_RULES);
+    for (int i = 0; i < rs->ndefs; i++)
+        if (strcmp(rs->defs[i].name, name) == 0)
+            luaL_error(L, "rule '%s': declared twice (first at %s)", name, rs->defs[i].where);
+    nta_rule_def d;
+    parse_rule(L, name, &d, 1);
+    nta_rule_def *nd = realloc(rs->defs, sizeof d * (size_t)(rs->ndefs + 1));
+    if (nd == NULL)
+        luaL_error(L, "out of memory");
+    rs->defs = nd;
+    rs->defs[rs->ndefs++] = d;
+    return 0;
+}
+
+static int l_ruleset_rule(lua_State *L)
+{
+    check_rule_name(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, l_ruleset_rule_body, 2);
+    return 1;
+}
+
+/* print() in a rule goes to stderr with a prefix: stdout carries results. */
+static int l_rule_print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    fputs("nta: rule: ", stderr);
+    for (int i = 1; i <= n; i++) {
+        const char *v = lua_tostring(L, i);
+        fputs(v ? v : luaL_typename(L, i), stderr);
+        if (i < n)
+            fputc('\t', stderr);
+    }
+    fputc('\n', stderr);
+    return 0;
+}
+
+static void open_sandbox(lua_State *L)
+{
+    static const lua_CFunction libs[] = {luaopen_base, luaopen_string, luaopen_table,
+                                         luaopen_math, luaopen_bit};
+    for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
+        lua_pushcfunction(L, libs[i]);
+        lua_call(L, 0, 0);
+    }
+    /* Loading code, reaching the environment of other functions, and
+     * collectgarbage's tuning knobs would each be a way out of the sandbox. */
+    static const char *const removed[] = {"dofile", "loadfile", "load", "loadstring", "require",
+                                          "module", "getfenv", "setfenv", "newproxy",
+                                          "collectgarbage", "gcinfo", NULL};
+    for (const char *const *r = removed; *r; r++) {
+        lua_pushnil(L);
+        lua_setglobal(L, *r);
+    }
+    lua_getglobal(L, "string");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_rule_print);
+    lua_setglobal(L, "print");
+}
+
+/* pcall with the traceback handler and the time budget. */
+static int ruleset_pcall(nta_ruleset *rs, int nargs, int nres, int64_t budget_ms, char *err,
+                         size_t errlen)
+{
+    lua_State *L = rs->L;
+    int fn = lua_gettop(L) - nargs;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rs->traceback_ref);
+    lua_insert(L, fn);
+    rs->timed_out = 0;
+    rs->deadline_ns = mono_ns() + budget_ms * 1000000;
+    int rc = lua_pcall(L, nargs, nres, fn);
+    rs->deadline_ns = 0;
+    if (rc != 0) {
+        const char *m = lua_tostring(L, -1);
+        if (rc == LUA_ERRMEM)
+            snprintf(err, errlen, "memory limit of %zu bytes reached", rs->mem_limit);
+        else
+            snprintf(err, errlen, "%s", m ? m : "error");
+        lua_pop(L, 1);
+    }
+    lua_remove(L, fn);
+    if (rc != 0)
+        return rs->timed_out ? -2 : -1;
+    return 0;
+}
+
+void nta_ruleset_destroy(nta_ruleset *rs)
+{
+    if (rs == NULL)
+        return;
+    if (rs->L)
+        lua_close(rs->L);
+    free(rs->defs);
+    free(rs);
+}
+
+nta_ruleset *nta_ruleset_load(const char *const *files, int nfiles, const nta_rule_limits *lim,
+                              char *err, size_t errlen)
+{
+    nta_ruleset *rs = calloc(1, sizeof *rs);
+    if (rs == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    rs->mem_limit = lim->memory_bytes;
+    rs->L = lua_newstate(capped_alloc, rs);
+    if (rs->L == NULL) {
+        snprintf(err, errlen, "cannot create the rules' Lua state");
+        free(rs);
+        return NULL;
+    }
+    lua_State *L = rs->L;
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+    lua_pushlightuserdata(L, rs);
+    lua_setfield(L, LUA_REGISTRYINDEX, "nta.ruleset");
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1000);
+    open_sandbox(L);
+    lua_pushcfunction(L, traceback);
+    rs->traceback_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushlightuserdata(L, rs);
+    lua_pushcclosure(L, l_ruleset_rule, 1);
+    lua_setglobal(L, "rule");
+
+    for (int i = 0; i < nfiles; i++) {
+        /* Text only: precompiled bytecode can break the VM's safety. */
+        if (luaL_loadfilex(L, files[i], "t") != 0) {
+            snprintf(err, errlen, "%s", lua_tostring(L, -1));
+            nta_ruleset_destroy(rs);
+            return NULL;
+        }
+        char e[2048];
+        int rc = ruleset_pcall(rs, 0, 0, lim->budget_ms, e, sizeof e);
+        if (rc != 0) {
+            snprintf(err, errlen, "%s%s", rc == -2 ? "top level of a rule file: " : "", e);
+            nta_ruleset_destroy(rs);
+            return NULL;
+        }
+    }
+    return rs;
+}
+
+int nta_ruleset_count(const nta_ruleset *rs) { return rs ? rs->ndefs : 0; }
+const nta_rule_def *nta_ruleset_rule(const nta_ruleset *rs, int i) { return &rs->defs[i]; }
+size_t nta_ruleset_memory(const nta_ruleset *rs) { return rs ? rs->mem_used : 0; }
+
+/* Pushes the table on_window and rule conditions receive for a result. */
+static void push_result(lua_State *L, const nta_result *r)
+{
+    const nta_window_spec *sp = r->spec;
+    lua_createtable(L, 0, 6 + sp->naggs);
+    set_str(L, "window", sp->name);
+    set_num(L, "start", (double)r->start_ms);
+    set_num(L, "end", (double)r->end_ms);
+    set_num(L, "count", (double)r->count);
+    lua_createtable(L, 0, sp->nkeys);
+    for (int i = 0; i < sp->nkeys; i++)
+        set_str(L, nta_field_name(sp->key[i]), r->key_text[i]);
+    lua_setfield(L, -2, "key");
+    for (int i = 0; i < sp->naggs; i++) {
+        const nta_agg_spec *a = &sp->aggs[i];
+        char name[64];
+        nta_agg_result_name(a, 0, name, sizeof name);
+        if (a->kind == NTA_AGG_QUANTILE) {
+            for (int q = 0; q < a->nq; q++) {
+                nta_agg_result_name(a, q, name, sizeof name);
+                set_num(L, name, r->values[i].qs ? nta_qsketch_quantile(r->values[i].qs, a->q[q])
+                                                 : 0.0);
+            }
+        } else if (a->kind == NTA_AGG_TOPK) {
+            /* { {key = "10.0.0.1", value = 123, share = 0.12, error = 5}, ... } */
+            nta_topk_item items[NTA_TOPK_MAX_K];
+            const nta_topk *t = r->values[i].topk;
+            size_t n = t ? nta_topk_items(t, items, (size_t)a->k) : 0;
+            double total = t ? (double)nta_topk_total(t) : 0;
+            lua_createtable(L, (int)n, 0);
+            for (size_t k = 0; k < n; k++) {
+                char text[NTA_FIELD_TEXT_MAX];
+                nta_agg_item_text(a->field, &items[k], text);
+                lua_createtable(L, 0, 4);
+                set_str(L, "key", text);
+                set_num(L, "value", (double)items[k].value);
+                set_num(L, "share", total > 0 ? (double)items[k].value / total : 0);
+                set_num(L, "error", (double)items[k].error);
+                lua_rawseti(L, -2, (int)k + 1);
+            }
+            lua_setfield(L, -2, name);
+        } else {
+            set_num(L, name, a->kind == NTA_AGG_MEAN ? r->values[i].d : (double)r->values[i].u);
+        }
+    }
+}
+
+int nta_ruleset_eval(nta_ruleset *rs, const nta_rule_def *d, const nta_result *r,
+                     const nta_baseline_view *b, int64_t budget_ms, double *value, char *err,
+                     size_t errlen)
+{
+    lua_State *L = rs->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d->fn_ref);
+    push_result(L, r);
+    if (b->present) {
+        lua_createtable(L, 0, 5);
+        set_num(L, "mean", b->mean);
+        set_num(L, "std", b->std);
+        set_num(L, "z", b->z);
+        set_num(L, "ratio", b->ratio);
+        set_num(L, "n", (double)b->n);
+        lua_setfield(L, -2, "baseline");
+    }
+    int rc = ruleset_pcall(rs, 1, 2, budget_ms, err, errlen);
+    if (rc != 0)
+        return rc;
+    /* when(w) returns a truth value and, optionally, the value to report. */
+    int hit = lua_toboolean(L, -2);
+    if (lua_type(L, -1) == LUA_TNUMBER)
+        *value = lua_tonumber(L, -1);
+    lua_pop(L, 2);
+    return hit;
 }

@@ -15,6 +15,7 @@
 
 #include "conf.h"
 #include "record.h"
+#include "rule.h"
 #include "window.h"
 
 typedef enum nta_script_kind {
@@ -49,5 +50,27 @@ typedef void (*nta_gen_emit_fn)(void *ctx, const nta_record *r);
  * number of records emitted, or -1 with the error in err. */
 long nta_script_generate(nta_script *s, double t0_ms, double step_ms, long n, nta_gen_emit_fn fn,
                          void *ctx, char *err, size_t errlen);
+
+/* ---- rule files ----
+ * A rule set is every rule file of one (re)load, run in one sandboxed Lua
+ * state: base, string, table, math and bit only, a memory cap, a time budget
+ * per call, the JIT off so that the budget is enforced. */
+typedef struct nta_ruleset nta_ruleset;
+
+/* Loads and runs the rule files in order. Returns NULL with "file:line:
+ * message" in err on any failure. */
+nta_ruleset *nta_ruleset_load(const char *const *files, int nfiles, const nta_rule_limits *lim,
+                              char *err, size_t errlen);
+void nta_ruleset_destroy(nta_ruleset *rs);
+int nta_ruleset_count(const nta_ruleset *rs);
+const nta_rule_def *nta_ruleset_rule(const nta_ruleset *rs, int i);
+size_t nta_ruleset_memory(const nta_ruleset *rs);
+
+/* Runs d's when(w) on r. Returns 1 (condition met), 0 (not), -1 (error, in
+ * err) or -2 (time budget exceeded). *value is set when when() returns a
+ * number as its second result. */
+int nta_ruleset_eval(nta_ruleset *rs, const nta_rule_def *d, const nta_result *r,
+                     const nta_baseline_view *b, int64_t budget_ms, double *value, char *err,
+                     size_t errlen);
 
 #endif

@@ -1,0 +1,49 @@
+-- The detection pipeline: the windows the shipped rules in rules/ watch.
+--
+--   nta-run -b 127.0.0.1:19092 scripts/detect.lua      (Kafka in, results and alerts out)
+--   nta-run scripts/detect.lua                          (no Kafka: synthetic traffic)
+--   nta-run --fast scripts/detect.lua duration=600 inject=hscan@60+30
+--                                                       (any gen_traffic.lua argument)
+--   kill -HUP <pid>                                     (reload rules/ and this script)
+--
+-- Connection attempts are TCP flows with only SYN set (tcp_flags 2); flows
+-- whose input carries no flags (tcp_flags 0, e.g. classic CSV) are counted
+-- too, so the scan and flood rules still work on such input.
+-- Without -b the in-process generator feeds the pipeline; key=value arguments
+-- of this script are passed on to it.
+local gen = { "gen_traffic.lua", "rate=5000" }
+for i = 1, #arg do
+  local k = arg[i]:match("^([%w_]+)=")
+  for j = #gen, 2, -1 do
+    if gen[j]:match("^([%w_]+)=") == k then table.remove(gen, j) end
+  end
+  gen[#gen + 1] = arg[i]
+end
+
+input {
+  topic = "network-traffic",
+  generator = gen,
+  lateness = "5s",
+}
+output { topic = "processed-data" }
+rules "../rules"
+
+window "scan_vertical" {
+  key = { "src_ip", "dst_ip" }, size = "30s", slide = "10s",
+  where = { proto = 6, tcp_flags = { 0, 2 } }, distinct = "dst_port",
+}
+window "scan_horizontal" {
+  key = { "src_ip", "dst_port" }, size = "30s", slide = "10s",
+  where = { proto = 6, tcp_flags = { 0, 2 } }, distinct = "dst_ip",
+}
+window "syn_to_target" {
+  key = "dst_ip", size = "10s",
+  where = { proto = 6, tcp_flags = { 0, 2 } }, distinct = "src_ip", sum = "packets",
+}
+window "udp_reflection" {
+  key = "dst_ip", size = "10s",
+  where = { proto = 17, src_port = { 53, 123 } }, sum = "bytes", distinct = "src_ip",
+}
+window "traffic" { size = "10s", sum = { "bytes", "packets" } }
+window "egress"  { key = { "src_ip", "dst_ip" }, size = "60s", slide = "10s", sum = "bytes" }
+window "talkers" { size = "10s", topk = { field = "src_ip", by = "bytes", k = 10 } }
