@@ -54,12 +54,20 @@ struct nta_pipeline {
     int nextra_rules;
     uint64_t generation;
     nta_buf reload_json;
+    int64_t reload_started_ns;
     last_result last[NTA_MAX_WINDOWS];
     /* The window being emitted, to tell rules when one has been fully seen. */
     int emitting;
     int64_t emitting_end;
     int64_t now_ms; /* wall clock at the last tick or window close */
 };
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static int64_t wall_ms(void)
 {
@@ -515,7 +523,8 @@ static void reload_record(nta_pipeline *p, int ok, const char *error,
         nta_buf_json_str(b, error, strlen(error));
     else
         nta_buf_puts(b, "null");
-    nta_buf_printf(b, ",\"rules\":%d", nta_rules_count(p->rules));
+    nta_buf_printf(b, ",\"rules\":%d,\"duration_ms\":%.3f", nta_rules_count(p->rules),
+                   (double)(mono_ns() - p->reload_started_ns) / 1e6);
     json_names(b, "restarted_windows", restarted, nrestarted);
     json_names(b, "added_windows", added, nadded);
     json_names(b, "removed_windows", removed, nremoved);
@@ -526,10 +535,11 @@ static void reload_record(nta_pipeline *p, int ok, const char *error,
     if (p->tap)
         p->tap(p->tap_ctx, NTA_EVENT_RELOAD, b->data, b->len);
     if (ok)
-        fprintf(stderr, "nta: reload %llu ok: %d rules, %d windows restarted, %d added, %d "
-                        "removed\n",
-                (unsigned long long)p->generation, nta_rules_count(p->rules), nrestarted,
-                nadded, nremoved);
+        fprintf(stderr, "nta: reload %llu ok in %.1f ms: %d rules, %d windows restarted, %d "
+                        "added, %d removed\n",
+                (unsigned long long)p->generation,
+                (double)(mono_ns() - p->reload_started_ns) / 1e6, nta_rules_count(p->rules),
+                nrestarted, nadded, nremoved);
     else
         fprintf(stderr, "nta: reload failed, the previous rules keep running: %s\n", error);
 }
@@ -538,6 +548,7 @@ int nta_pipeline_reload(nta_pipeline *p, const char **result_json, size_t *resul
 {
     char err[4096];
     char none[1][NTA_WINDOW_NAME_MAX];
+    p->reload_started_ns = mono_ns();
     p->now_ms = wall_ms();
     nta_pipeline_conf conf;
     nta_gen_conf gconf;

@@ -8,9 +8,11 @@
  * to a dense array: most (window, key) pairs of a keyed window have a few
  * records, and a dense range of their buckets would cost kilobytes each. */
 #define SPARSE_MAX 12
-/* Room made on each growth of the dense array beyond what is needed, so
- * that a spreading range reallocates a few times, not once per new bucket. */
-#define MIN_GROW 64
+/* Room made on each growth of the dense array beyond what is needed (this
+ * and a quarter more), so that a spreading range reallocates a few times,
+ * not once per new bucket, without holding much more than it needs: a keyed
+ * window holds one sketch per key. */
+#define MIN_GROW 16
 
 /* Positive values go to buckets; those with values lie within
  * [min_i, max_i] (when npos > 0). Sparse form (bins == NULL): sp_idx/sp_n
@@ -77,9 +79,7 @@ static int span(nta_qsketch *q, int32_t a, int32_t b)
     if (covered)
         return 0;
     uint32_t need = (uint32_t)(b - a + 1);
-    uint32_t cap = need * 2 > MIN_GROW ? need * 2 : MIN_GROW;
-    if (cap < q->cap * 2)
-        cap = q->cap * 2;
+    uint32_t cap = need + need / 4 + MIN_GROW;
     if (cap > NTA_QSKETCH_MAX_BUCKETS)
         cap = NTA_QSKETCH_MAX_BUCKETS;
     uint64_t *bins = calloc(cap, sizeof *bins);

@@ -941,7 +941,7 @@ void nta_rules_status_json(const nta_rules *e, nta_buf *b)
     for (int i = 0; i < e->nrules; i++) {
         nta_rule_stats s;
         nta_rules_get_stats(e, i, &s);
-        nta_buf_puts(b, i ? ",{\"rule\":" : "{\"rule\":");
+        nta_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
         nta_buf_json_str(b, s.name, strlen(s.name));
         nta_buf_puts(b, ",\"window\":");
         nta_buf_json_str(b, s.window, strlen(s.window));
@@ -951,7 +951,7 @@ void nta_rules_status_json(const nta_rules *e, nta_buf *b)
                        ",\"severity\":\"%s\",\"evaluations\":%llu,\"hits\":%llu,\"raised\":%llu,"
                        "\"cleared\":%llu,\"active\":%llu,\"errors\":%llu,\"quarantined\":%s,"
                        "\"eval_ns\":%llu,\"latency_p50_ms\":%.0f,\"latency_p99_ms\":%.0f,"
-                       "\"last_error\":",
+                       "\"error\":",
                        nta_severity_name(s.severity), (unsigned long long)s.evaluations,
                        (unsigned long long)s.hits, (unsigned long long)s.raised,
                        (unsigned long long)s.cleared, (unsigned long long)s.active,

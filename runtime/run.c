@@ -29,6 +29,42 @@ static void maybe_reload(nta_pipeline *p)
     nta_pipeline_reload(p, &json, &len);
 }
 
+/* The dashboard's way to the rules: both run on the pipeline thread. */
+static int http_reload(void *ctx, char *out, size_t len)
+{
+    const char *json;
+    size_t jlen;
+    int rc = nta_pipeline_reload(ctx, &json, &jlen);
+    snprintf(out, len, "%.*s", (int)jlen, json);
+    return jlen < len ? rc : -1;
+}
+
+static int http_rules_status(void *ctx, char *out, size_t len)
+{
+    nta_pipeline *p = ctx;
+    nta_buf b = {0};
+    nta_buf_printf(&b, "{\"generation\":%llu,\"rules\":",
+                   (unsigned long long)nta_pipeline_generation(p));
+    nta_rules_status_json(nta_pipeline_rules(p), &b);
+    nta_buf_putc(&b, '}');
+    int n = b.len < len ? (int)b.len : -1;
+    if (n >= 0) {
+        memcpy(out, b.data, b.len);
+        out[b.len] = '\0';
+    }
+    nta_buf_free(&b);
+    return n;
+}
+
+static nta_http *attach_http(const nta_run_opts *o, nta_pipeline *p,
+                             const nta_pipeline_conf *conf, const char *mode)
+{
+    nta_http *http = nta_http_attach(&o->http, p, conf, mode);
+    if (http)
+        nta_http_set_rules(http, &(nta_http_rules){http_reload, http_rules_status, p});
+    return http;
+}
+
 static nta_pipeline *create_pipeline(nta_pipeline_conf *conf, nta_script *s, nta_sink sink,
                                      const nta_run_opts *o, char *err, size_t errlen)
 {
@@ -245,7 +281,7 @@ int nta_run_pipeline_local(nta_script *s, nta_pipeline_conf *conf, const nta_run
         fprintf(stderr, "nta: %s\n", err);
         return 2;
     }
-    nta_http *http = nta_http_attach(&o->http, p, conf, "local");
+    nta_http *http = attach_http(o, p, conf, "local");
     int rc = conf->generator_path[0] ? run_local_generator(p, conf, o, http)
                                      : run_local_stdin(p, o, http);
     fflush(stdout);
@@ -476,6 +512,15 @@ static rd_kafka_t *consumer_create(kafka_run *r, char *err, size_t errlen)
         "enable.auto.offset.store", "false",
         "auto.offset.reset", r->o->from == NTA_FROM_LATEST ? "latest" : "earliest",
         "enable.partition.eof", r->o->until_end ? "true" : "false",
+        /* librdkafka 2.0 (Debian 12) stops fetching a partition once its
+         * queue holds queued.min.messages and looks again only about a
+         * second later; at the default 100k a pipeline that drains 1M
+         * records/s then idles most of each second (bench/README.md). A
+         * queue of a second's worth keeps the fetcher ahead, at the cost of
+         * up to ~0.5 GiB of queued messages. Newer librdkafka wakes the
+         * fetcher instead (fetch.queue.backoff.ms). */
+        "queued.min.messages", "1000000",
+        "queued.max.messages.kbytes", "262144",
         NULL,
     };
     rd_kafka_conf_t *conf = nta_kafka_conf_new(&r->o->kafka, defaults, err, errlen);
@@ -519,7 +564,7 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
         nta_producer_destroy(r.prod, 0);
         return 1;
     }
-    nta_http *http = nta_http_attach(&o->http, r.p, conf, "kafka");
+    nta_http *http = attach_http(o, r.p, conf, "kafka");
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(r.rk);
     rd_kafka_message_t *msgs[4096];
     nta_status_line sl;

@@ -13,16 +13,15 @@
  * sorted by value give the heavy hitters with their shares to within 1/m.
  *
  * Why this form: updates are weighted (bytes), and Space-Saving with weights
- * needs a heap and a sift per miss (twice the cost of this, measured on
- * heavy-tailed traffic).
- * Here an update is a hash-table increment; when the table holds 2m
- * counters, one O(m) purge subtracts the (m+1)-th largest count from all
- * (Misra-Gries' decrement, batched), so updates are O(1) amortised. A merge
- * adds the counts of equal items, and the same purge keeps at most 2m; the
+ * needs a heap and a sift per miss (over twice the cost of this, measured on
+ * heavy-tailed traffic). Here an update is a hash-table increment; when the
+ * table holds 4m counters, one O(m) purge subtracts the (m+1)-th largest
+ * count from all (Misra-Gries' decrement, batched), so updates are O(1)
+ * amortised. A merge adds the counts of equal items, with the same purges; the
  * guarantees hold for any tree of merges and further adds (proof in
  * topk.c).
  *
- * Memory grows with the items seen, up to 2m counters of 48 bytes with their
+ * Memory grows with the items seen, up to 4m counters of 48 bytes with their
  * index; a cleared summary keeps room for 8. */
 #ifndef NTA_TOPK_H
 #define NTA_TOPK_H
@@ -70,7 +69,7 @@ void nta_topk_merge(nta_topk *dst, const nta_topk *src);
  * Returns how many were written. */
 size_t nta_topk_items(const nta_topk *t, nta_topk_item *out, size_t max);
 
-/* Items held now (at most twice the capacity). */
+/* Items held now (at most 4 times the capacity). */
 size_t nta_topk_size(const nta_topk *t);
 
 /* Total weight added or merged in (exact). */

@@ -52,7 +52,7 @@ typedef struct nta_agg_spec {
     /* topk: the weight of a record, NTA_F_BYTES or NTA_F_PACKETS, or
      * NTA_F_NONE for 1 (by count); the items reported, 1..NTA_TOPK_MAX_K;
      * the counters kept per pane and key, 0 = max(4k, 64) (more counters,
-     * smaller error: at most total/capacity). */
+     * smaller error: at most total/(capacity + 1)). */
     nta_field by;
     int k;
     int capacity;

@@ -79,6 +79,11 @@ class ReloadTest(unittest.TestCase):
         self.write_rule("busy.lua", BUSY % "1e9")
 
     def tearDown(self):
+        # A failed assertion must not leave a pipeline running.
+        r = getattr(self, "run_", None)
+        if r is not None and r.p.poll() is None:
+            r.p.kill()
+            r.p.communicate()
         shutil.rmtree(self.tmp)
 
     def write_rule(self, name, text):

@@ -144,7 +144,7 @@ static uint64_t check_bounds(const nta_topk *t, const uint64_t *exact, uint32_t 
         fail_msg("floor %llu above total/(m+1) = %llu/%u", (unsigned long long)fl,
                  (unsigned long long)total, m + 1);
     size_t held = nta_topk_size(t);
-    assert_true(held <= 2 * m);
+    assert_true(held <= 4 * m);
     nta_topk_item *items = malloc((held + 1) * sizeof *items);
     assert_non_null(items);
     assert_int_equal(nta_topk_items(t, items, held + 1), held);
