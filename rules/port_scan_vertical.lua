@@ -17,3 +17,14 @@ rule "port_scan_vertical" {
   raise_after = 1, clear_after = 2, cooldown = "5m",
   message = "{src_ip} probed {value} ports of {dst_ip} in 30 s",
 }
+
+-- The slow variant: the same over 5 minutes, for scans paced under the 30 s
+-- threshold (nmap -T2, or the Zeek capture in shared/data, ~100 ports in 5 min).
+--   above = 50       distinct ports in 5 min; a client uses one or two per server.
+rule "port_scan_vertical_slow" {
+  window = "scan_vertical_slow",
+  severity = "warning",
+  value = "distinct_dst_port", above = 50,
+  raise_after = 1, clear_after = 2, cooldown = "15m",
+  message = "{src_ip} probed {value} ports of {dst_ip} in 5 min",
+}

@@ -19,11 +19,16 @@
 --   drop:  ratio below 0.3 under a third of it. A window in which nothing at
 --          all arrived counts as 0 bytes, so a dead link reads as a drop.
 --   warmup = 12            two minutes of history before judging.
+--   quiet = 10e6           bytes per 10 s (8 Mbit/s) below which volume is too
+--                          low to judge: a sparse flow log swings by orders of
+--                          magnitude between windows without anything wrong.
+local quiet = 10e6
 rule "traffic_spike" {
   window = "traffic",
   severity = "warning",
   value = "ratio", above = 4,
   baseline = { field = "sum_bytes", alpha = 0.1, warmup = 12 },
+  when = function(w) return w.sum_bytes > quiet end,
   raise_after = 1, clear_after = 2, cooldown = "5m",
   message = "traffic at {value} times its recent level",
 }
@@ -33,6 +38,7 @@ rule "traffic_drop" {
   severity = "critical",
   value = "ratio", below = 0.3,
   baseline = { field = "sum_bytes", alpha = 0.1, warmup = 12 },
+  when = function(w) return w.baseline.mean > quiet end,
   raise_after = 1, clear_after = 2, cooldown = "5m",
   message = "traffic fell to {value} of its recent level",
 }

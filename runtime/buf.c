@@ -31,6 +31,9 @@ static void reserve(nta_buf *b, size_t extra)
 
 void nta_buf_put(nta_buf *b, const void *data, size_t len)
 {
+    /* An empty buffer has no storage yet: memcpy must not see its NULL. */
+    if (len == 0)
+        return;
     reserve(b, len);
     memcpy(b->data + b->len, data, len);
     b->len += len;

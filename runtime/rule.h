@@ -33,6 +33,7 @@ typedef struct nta_rule_def {
     /* Per item of a top-k aggregate ("topk_bytes_src_ip"): the rule judges
      * each reported item as a key of its own, value "share" or "value". */
     char each[NTA_RULE_FIELD_MAX];
+    double min_total; /* each: skip windows whose top-k total weight is below this */
     /* Function form: when(w) in the rule set's sandboxed Lua state; -1 = none. */
     int fn_ref;
     int raise_after; /* consecutive windows meeting the condition before raising (>= 1) */

@@ -776,6 +776,8 @@ static void process(nta_rules *e, const nta_result *r, int64_t now_wall_ms)
         nta_topk_item items[NTA_TOPK_MAX_K];
         size_t n = t ? nta_topk_items(t, items, (size_t)a->k) : 0;
         double total = t ? (double)nta_topk_total(t) : 0;
+        if (total < ru->def.min_total)
+            continue; /* too quiet to judge shares; keys count a miss at window end */
         nta_result ir;
         memset(&ir, 0, sizeof ir);
         ir.spec = &ru->item_spec;

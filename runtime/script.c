@@ -837,7 +837,7 @@ static void parse_rule(lua_State *L, const char *name, nta_rule_def *d, int allo
 {
     static const char *const allowed[] = {"window", "severity", "value", "above", "below", "when",
                                           "raise_after", "clear_after", "cooldown", "message",
-                                          "topic", "baseline", "each", NULL};
+                                          "topic", "baseline", "each", "min_total", NULL};
     char what[NTA_RULE_NAME_MAX + 16];
     snprintf(what, sizeof what, "rule '%s'", name);
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -865,6 +865,7 @@ static void parse_rule(lua_State *L, const char *name, nta_rule_def *d, int allo
     opt_string(L, 1, what, "message", d->message, sizeof d->message);
     opt_string(L, 1, what, "topic", d->topic, sizeof d->topic);
     opt_string(L, 1, what, "each", d->each, sizeof d->each);
+    d->min_total = opt_number(L, 1, what, "min_total", 0);
     d->raise_after = opt_count(L, what, "raise_after", d->raise_after);
     d->clear_after = opt_count(L, what, "clear_after", d->clear_after);
     d->cooldown_ms = opt_duration(L, 1, what, "cooldown", d->cooldown_ms);

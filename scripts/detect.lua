@@ -6,9 +6,12 @@
 --                                                       (any gen_traffic.lua argument)
 --   kill -HUP <pid>                                     (reload rules/ and this script)
 --
--- Connection attempts are TCP flows with only SYN set (tcp_flags 2); flows
--- whose input carries no flags (tcp_flags 0, e.g. classic CSV) are counted
--- too, so the scan and flood rules still work on such input.
+-- Connection attempts are TCP flows that opened with SYN and went nowhere:
+-- SYN only (2), SYN answered by RST (6), or, as flow logs that merge both
+-- directions report a refused connection, SYN+RST+ACK (22). Flows whose input
+-- carries no flags (0, e.g. classic CSV) are counted too, so the scan and
+-- flood rules still work on such input.
+local attempts = { proto = 6, tcp_flags = { 0, 2, 6, 22 } }
 -- Without -b the in-process generator feeds the pipeline; key=value arguments
 -- of this script are passed on to it.
 local gen = { "gen_traffic.lua", "rate=5000" }
@@ -29,16 +32,17 @@ output { topic = "processed-data" }
 rules "../rules"
 
 window "scan_vertical" {
-  key = { "src_ip", "dst_ip" }, size = "30s", slide = "10s",
-  where = { proto = 6, tcp_flags = { 0, 2 } }, distinct = "dst_port",
+  key = { "src_ip", "dst_ip" }, size = "30s", slide = "10s", where = attempts, distinct = "dst_port",
+}
+-- The same over 5 minutes, for scans paced to stay under the 30 s threshold.
+window "scan_vertical_slow" {
+  key = { "src_ip", "dst_ip" }, size = "5m", slide = "1m", where = attempts, distinct = "dst_port",
 }
 window "scan_horizontal" {
-  key = { "src_ip", "dst_port" }, size = "30s", slide = "10s",
-  where = { proto = 6, tcp_flags = { 0, 2 } }, distinct = "dst_ip",
+  key = { "src_ip", "dst_port" }, size = "30s", slide = "10s", where = attempts, distinct = "dst_ip",
 }
 window "syn_to_target" {
-  key = "dst_ip", size = "10s",
-  where = { proto = 6, tcp_flags = { 0, 2 } }, distinct = "src_ip", sum = "packets",
+  key = "dst_ip", size = "10s", where = attempts, distinct = "src_ip", sum = "packets",
 }
 window "udp_reflection" {
   key = "dst_ip", size = "10s",

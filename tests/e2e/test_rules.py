@@ -77,7 +77,7 @@ class ShippedRulesTest(unittest.TestCase):
 
     def test_heavy_hitter(self):
         a = self.check("heavy", "heavy_hitter", {"src_ip": "10.0.3.7"})
-        self.assertGreater(a["value"], 0.5)
+        self.assertGreater(a["value"], 0.8)
 
     def test_background_alone_raises_nothing(self):
         # 30 minutes of event time, no anomaly.
