@@ -3,17 +3,21 @@
 # quick when everything is there), so both work on a fresh Debian 12 machine.
 #
 #   make demo    the embedded pipeline with a generator, no Kafka needed
-#   make check   every test: unit, script, end to end against a real broker
+#   make check   every test: unit, script, end to end against a real broker,
+#                then a short run of every fuzz target
 #
-# Build trees: build/ (release, for the demo and benchmarks) and build-check/
-# (ASan + UBSan, warnings as errors, for the tests).
+# Build trees: build/ (release, for the demo and benchmarks), build-check/
+# (ASan + UBSan, warnings as errors, for the tests) and build-fuzz/ (clang,
+# libFuzzer + ASan + UBSan, for the fuzz targets).
 
 BUILD      ?= build
 CHECK      ?= build-check
+FUZZ       ?= build-fuzz
+FUZZ_SECONDS ?= 12
 JOBS       ?= 2
 CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps deps-test build build-check demo demo-kafka check bench clean
+.PHONY: all deps deps-test build build-check build-fuzz fuzz demo demo-kafka check bench clean
 
 all: build
 
@@ -32,6 +36,16 @@ build-check: deps-test
 		-DNTA_SANITIZE=ON -DBUILD_TESTING=ON
 	cmake --build $(CHECK) -j $(JOBS)
 
+# libFuzzer needs clang; its own tree keeps the gcc builds untouched.
+build-fuzz: deps-test
+	cmake -S . -B $(FUZZ) $(CMAKE_GEN) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+		-DNTA_WERROR=ON -DNTA_SANITIZE=ON -DNTA_FUZZ=ON -DBUILD_TESTING=OFF
+	cmake --build $(FUZZ) -j $(JOBS)
+
+# FUZZ_SECONDS per target (5 targets); tests/README.md has the longer run.
+fuzz: build-fuzz
+	tests/fuzz/run.sh $(FUZZ) $(FUZZ_SECONDS)
+
 demo: build
 	$(BUILD)/nta-run scripts/demo.lua
 
@@ -44,10 +58,11 @@ demo-kafka: build
 # stops it after them, also when a test fails.
 check: build-check
 	cd $(CHECK) && ctest --output-on-failure -j 1
+	$(MAKE) fuzz
 
 bench: build
 	tools/install-deps test kafka
 	bench/run.sh $(BUILD)/nta-run
 
 clean:
-	rm -rf $(BUILD) $(CHECK)
+	rm -rf $(BUILD) $(CHECK) $(FUZZ)

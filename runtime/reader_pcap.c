@@ -34,6 +34,8 @@
 /* Ethernet in Ethernet in ...: no real capture nests deeper than this. */
 #define MAX_VLAN_TAGS 8
 #define MAX_IPV6_EXT 16
+/* 9999-12-31T23:59:59Z: later packet times are corrupt. */
+#define MAX_TS_SEC 253402300799LL
 
 typedef struct pkt {
     nta_addr src, dst;
@@ -574,6 +576,12 @@ static int read_packet(nta_reader *r, pcap_rd *pr, pkt *k, int64_t *ts_us)
             r->st.truncated++;
             continue;
         }
+        /* pcapng stores 64-bit times: one past year 9999 is a corrupt block,
+         * and would overflow the microsecond clock. */
+        if (hdr->ts.tv_sec < 0 || hdr->ts.tv_sec > MAX_TS_SEC)
+            return nta_reader_fail(r, "packet %llu: time stamp %lld s is out of range",
+                                   (unsigned long long)r->st.units,
+                                   (long long)hdr->ts.tv_sec);
         *ts_us = (int64_t)hdr->ts.tv_sec * 1000000 + hdr->ts.tv_usec;
         frag_track(r, pr, k, *ts_us);
         return 1;

@@ -25,6 +25,7 @@
 #include "reader_impl.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -343,11 +344,18 @@ static int parse_opt_u64(const span *v, uint64_t *out)
 
 /* ---- lines ------------------------------------------------------------------ */
 
-/* The next line without its end of line; -1 at the end of the file. A last
- * line without a newline counts (a cut file is then caught by its parser). */
+/* The next line without its end of line; -1 at the end of the file, -2 on a
+ * read error (reported). A last line without a newline counts (a cut file is
+ * then caught by its parser). */
 static ssize_t next_line(nta_reader *r, text_rd *t)
 {
+    errno = 0;
     ssize_t n = getline(&t->line, &t->cap, t->f);
+    if (n < 0 && ferror(t->f)) {
+        nta_reader_fail(r, "after line %llu: %s", (unsigned long long)t->lineno,
+                        strerror(errno ? errno : EIO));
+        return -2;
+    }
     if (n < 0)
         return -1;
     t->lineno++;
@@ -586,7 +594,7 @@ static int next_zeek(nta_reader *r, nta_record *out)
     for (;;) {
         ssize_t n = next_line(r, t);
         if (n < 0)
-            return 0;
+            return n == -1 ? 0 : -1;
         const char *s = t->line;
         if (is_blank_line(s, (size_t)n)) {
             r->st.skipped++;
@@ -707,7 +715,7 @@ static int next_cic(nta_reader *r, nta_record *out)
     for (;;) {
         ssize_t n = next_line(r, t);
         if (n < 0)
-            return 0;
+            return n == -1 ? 0 : -1;
         if (is_blank_line(t->line, (size_t)n)) {
             r->st.skipped++;
             continue;
@@ -730,7 +738,7 @@ static int next_json(nta_reader *r, nta_record *out)
     for (;;) {
         ssize_t n = next_line(r, t);
         if (n < 0)
-            return 0;
+            return n == -1 ? 0 : -1;
         nta_decode_status st = nta_decode(&t->dec, t->line, (size_t)n, out);
         if (st == NTA_DEC_EMPTY) {
             r->st.skipped++;

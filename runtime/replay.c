@@ -17,6 +17,7 @@
 /* The longest sleep while waiting for the next record's time, so ticks (idle
  * windows, status line, delivery reports) keep coming during long gaps. */
 #define MAX_SLEEP_US 50000
+#define MAX_GAP_US (100.0 * 365 * 86400 * 1e6)
 
 void nta_replay_opts_init(nta_replay_opts *ro)
 {
@@ -171,8 +172,14 @@ static loop_end replay_loop(source *src, const nta_replay_opts *ro, const replay
                     t0_ms = rec.ts_ms;
                     w0_us = now;
                 }
-                if (ro->speed > 0)
-                    due = w0_us + (int64_t)((double)(rec.ts_ms - t0_ms) * 1000.0 / ro->speed);
+                if (ro->speed > 0) {
+                    /* In doubles, and within [0, a century]: JSON lines may
+                     * hold any time, and a gap must not overflow. A record
+                     * older than the first (an unsorted file) is due now. */
+                    double gap_us = ((double)rec.ts_ms - (double)t0_ms) * 1000.0 / ro->speed;
+                    gap_us = gap_us < 0 ? 0 : gap_us < MAX_GAP_US ? gap_us : MAX_GAP_US;
+                    due = w0_us + (int64_t)gap_us;
+                }
             }
             if (ro->speed > 0 && due > now)
                 break;

@@ -9,12 +9,12 @@
  *
  * Order: flow logs are written when connections end, and the CIC samples are
  * shuffled, so by default a flow log is read whole and sorted by time (stably)
- * before it is replayed: a file is finite and at hand, sorting it costs one
- * record (~48 bytes) per line, and the result is then exactly what a live
- * feed in time order would give, with no lateness to tune and nothing dropped
- * as late. Captures are already in time order (the flow builder keeps flow
- * records in order too), so they are streamed with bounded memory. --no-sort
- * streams any file and leaves disorder to the pipeline's lateness. */
+ * before it is replayed: a file is finite and at hand, sorting it costs a
+ * record and its position (72 bytes) per line, and the result is exactly what
+ * a live feed in time order would give, with no lateness to tune and nothing
+ * dropped as late. Captures are already in time order (the flow builder
+ * keeps flow records in order too), so they are streamed with bounded memory.
+ * --no-sort streams any file and leaves disorder to the pipeline's lateness. */
 #ifndef NTA_REPLAY_H
 #define NTA_REPLAY_H
 

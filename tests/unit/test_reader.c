@@ -550,6 +550,77 @@ static void test_bad_capture_headers(void **state)
     assert_non_null(strstr(err, "needs its format named"));
 }
 
+/* A pcapng file: section header, one Ethernet interface (microseconds), one
+ * enhanced packet block with the 64-bit time stamp ts_us. */
+static void pcapng_one(cap *c, uint64_t ts_us, const pk *p)
+{
+    size_t pad = (4 - p->n % 4) % 4;
+    uint32_t epb_len = (uint32_t)(32 + p->n + pad);
+    c->n = 0;
+    put32le(c, 0x0a0d0d0a);
+    put32le(c, 28);
+    put32le(c, 0x1a2b3c4d);
+    put16le(c, 1);
+    put16le(c, 0);
+    put32le(c, 0xffffffff); /* section length: unknown */
+    put32le(c, 0xffffffff);
+    put32le(c, 28);
+    put32le(c, 1); /* interface description */
+    put32le(c, 20);
+    put16le(c, DLT_EN10MB);
+    put16le(c, 0);
+    put32le(c, 65535);
+    put32le(c, 20);
+    put32le(c, 6); /* enhanced packet */
+    put32le(c, epb_len);
+    put32le(c, 0);
+    put32le(c, (uint32_t)(ts_us >> 32));
+    put32le(c, (uint32_t)ts_us);
+    put32le(c, (uint32_t)p->n);
+    put32le(c, (uint32_t)p->n);
+    put(c, p->b, p->n);
+    static const uint8_t zeros[4] = {0};
+    put(c, zeros, pad);
+    put32le(c, epb_len);
+}
+
+static void test_pcapng(void **state)
+{
+    (void)state;
+    pk p = {0};
+    eth(&p, 0x0800);
+    ipv4(&p, 0x0a000001, 0x0a000002, 6, 40, 1, 0);
+    tcp(&p, 40000, 443, 0x02);
+    cap c;
+    pcapng_one(&c, 1700000000123456ull, &p);
+    nta_reader *r = open_cap(&c, 0);
+    nta_record rec;
+    next_ok(r, &rec);
+    assert_int_equal(rec.ts_ms, 1700000000123);
+    assert_int_equal(rec.dst_port, 443);
+    at_end(r);
+    nta_reader_close(r);
+}
+
+/* Found by fuzz_pcap (tests/fuzz/corpus/pcap/crash-pcapng-timestamp-overflow):
+ * a 64-bit pcapng time stamp overflowed the microsecond clock. */
+static void test_pcapng_time_out_of_range(void **state)
+{
+    (void)state;
+    pk p = {0};
+    eth(&p, 0x0800);
+    ipv4(&p, 0x0a000001, 0x0a000002, 6, 40, 1, 0);
+    tcp(&p, 40000, 443, 0x02);
+    cap c;
+    pcapng_one(&c, 0xfff9f5f50c0d0ee6ull, &p);
+    nta_reader *r = open_cap(&c, 0);
+    next_err(r, "mem: packet 1: time stamp");
+    nta_reader_close(r);
+    r = open_cap(&c, 1);
+    next_err(r, "out of range");
+    nta_reader_close(r);
+}
+
 /* ---- Zeek ------------------------------------------------------------------------------ */
 
 static const char zeek_tsv[] =
@@ -828,6 +899,14 @@ static void test_format_detection(void **state)
     char err[512];
     assert_null(nta_reader_open("/nonexistent/capture.pcap", &o, err, sizeof err));
     assert_non_null(strstr(err, "/nonexistent/capture.pcap: No such file"));
+    /* A directory opens but cannot be read: an error, not an empty file. */
+    assert_null(nta_reader_open("/", &o, err, sizeof err));
+    assert_non_null(strstr(err, "/: cannot read the start of the file"));
+    o.format = NTA_READ_ZEEK;
+    nta_reader *r = nta_reader_open("/", &o, err, sizeof err);
+    assert_non_null(r);
+    next_err(r, "/: after line 0: Is a directory");
+    nta_reader_close(r);
 }
 
 static void test_format_names(void **state)
@@ -854,6 +933,8 @@ int main(void)
         cmocka_unit_test(test_flow_table_limit_exports_early),
         cmocka_unit_test(test_truncated_capture_keeps_what_was_read),
         cmocka_unit_test(test_bad_capture_headers),
+        cmocka_unit_test(test_pcapng),
+        cmocka_unit_test(test_pcapng_time_out_of_range),
         cmocka_unit_test(test_zeek_tsv),
         cmocka_unit_test(test_zeek_tsv_errors),
         cmocka_unit_test(test_zeek_json),

@@ -1,0 +1,15 @@
+/* libFuzzer target: the Zeek conn.log reader (JSON lines and TSV). */
+#include <stdint.h>
+
+#include "fuzz_common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    nta_reader_opts o;
+    nta_reader_opts_init(&o);
+    o.format = NTA_READ_ZEEK;
+    fuzz_read_all(data, size, &o);
+    return 0;
+}
