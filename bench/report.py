@@ -93,6 +93,9 @@ def main():
         p(row("(a) drain (bench/drain.c)", "drain"))
     if "nta" in runs and "drain" in runs:
         p(row("(b) nta-run, 5 windows (bench/pipeline5.lua)", "nta", "drain"))
+    if "nta-rules" in runs and "drain" in runs:
+        p(row("(c) nta-run, + top-k, quantiles, detection windows, all rules "
+              "(bench/pipeline_rules.lua)", "nta-rules", "drain"))
     diag = "drain-diag" in runs and "nta-diag" in runs
     if diag:
         p(row("(a') drain, diagnostic properties", "drain-diag", "drain"))
@@ -113,6 +116,9 @@ def main():
         p("- nta-run: every run %s records in and aggregated, 0 bad, 0 late, %s results, "
           "all in the output topic" % ("{:,}".format(n),
                                        " / ".join("{:,}".format(x) for x in results)))
+    if "drain" in runs and "nta-rules" in runs:
+        rc = n / med("nta-rules", "wall") / (n / med("drain", "wall"))
+        p("- **c/a = %.2f** (issue 3 bar: >= 0.5): %s" % (rc, "holds" if rc >= 0.5 else "**missed**"))
     if diag:
         rd, rnd = n / med("drain-diag", "wall"), n / med("nta-diag", "wall")
         p("- diagnostic (`{}`, both sides): b'/a' = {:.2f}, b' = {:,.0f} records/s".format(

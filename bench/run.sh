@@ -10,6 +10,8 @@
 # rounds of
 #   (a) drain      bench/drain.c, built here with cc -O2
 #   (b) nta-run    -g <fresh group> --from beginning --until-end bench/pipeline5.lua
+#   (c) nta-run    the same with bench/pipeline_rules.lua: top-k, quantiles, the
+#                  detection windows and every shipped rule (BENCH_RULES=0: skip)
 # and, when BENCH_DIAG_X is not empty, the same pair again with the librdkafka
 # properties of BENCH_DIAG_X given to both (a diagnostic, see bench/README.md).
 # Each run is timed with /usr/bin/time (wall, user, sys, peak RSS) and checked:
@@ -148,16 +150,16 @@ run_drain() {
     say "$label round $round: ${WALL}s wall, $(awk -v u="$USER" -v s="$SYS" 'BEGIN{print u+s}')s CPU, ${RSS} KiB"
 }
 
-RESULTS_SEEN=""
-# run_nta LABEL ROUND PROPS...
+declare -A RESULTS_SEEN=()
+# run_nta LABEL ROUND SCRIPT PROPS...
 run_nta() {
-    local label=$1 round=$2 xs=() p
-    shift 2
+    local label=$1 round=$2 script=$3 xs=() p
+    shift 3
     for p in "$@"; do xs+=(-X "$p"); done
     local before after
     before=$(end_offsets "$OUT")
     timed "$label" "$round" -- "$NTA" -b "$ADDR" -g "bench-$label-$round-$$" --from beginning \
-        --until-end ${xs[@]+"${xs[@]}"} "$ROOT/bench/pipeline5.lua" \
+        --until-end ${xs[@]+"${xs[@]}"} "$ROOT/bench/$script" \
         "topic=$IN" "output=$OUT" "dlq=$DLQ"
     after=$(end_offsets "$OUT")
     local sum valid=1
@@ -172,11 +174,11 @@ run_nta() {
     elif ((after - before != res)); then
         say "$label round $round: output topic grew by $((after - before)), nta-run reported $res results"
         valid=0
-    elif [[ -n $RESULTS_SEEN && $res != "$RESULTS_SEEN" ]]; then
-        say "$label round $round: $res results, an earlier run had $RESULTS_SEEN"
+    elif [[ -n ${RESULTS_SEEN[$label]:-} && $res != "${RESULTS_SEEN[$label]}" ]]; then
+        say "$label round $round: $res results, an earlier run had ${RESULTS_SEEN[$label]}"
         valid=0
     fi
-    RESULTS_SEEN=${res:-$RESULTS_SEEN}
+    RESULTS_SEEN[$label]=${res:-${RESULTS_SEEN[$label]:-}}
     ((valid)) || FAILED=1
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$round" "$WALL" "$USER" "$SYS" "$RSS" \
         "$valid" "${res:-0}" >>"$TSV"
@@ -203,10 +205,13 @@ note "$WORK/warmup.err" warm-up
 : >"$TSV"
 for ((round = 1; round <= REPEAT; round++)); do
     run_drain drain "$round" ${XPROPS[@]+"${XPROPS[@]}"}
-    run_nta nta "$round" ${XPROPS[@]+"${XPROPS[@]}"}
+    run_nta nta "$round" pipeline5.lua ${XPROPS[@]+"${XPROPS[@]}"}
+    if [[ ${BENCH_RULES:-1} == 1 ]]; then
+        run_nta nta-rules "$round" pipeline_rules.lua ${XPROPS[@]+"${XPROPS[@]}"}
+    fi
     if ((${#DIAGPROPS[@]})); then
         run_drain drain-diag "$round" ${XPROPS[@]+"${XPROPS[@]}"} "${DIAGPROPS[@]}"
-        run_nta nta-diag "$round" ${XPROPS[@]+"${XPROPS[@]}"} "${DIAGPROPS[@]}"
+        run_nta nta-diag "$round" pipeline5.lua ${XPROPS[@]+"${XPROPS[@]}"} "${DIAGPROPS[@]}"
     fi
 done
 
@@ -218,6 +223,15 @@ report_rc=0
     kafka="${NTA_KAFKA_VERSION:-4.1.1}" \
     rev="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- runtime 2>/dev/null || echo '+runtime changes')" ||
     report_rc=$?
+
+# The rules' own cost, from the last (c) run's exit summary.
+if [[ -f $WORK/nta-rules.$REPEAT.err ]]; then
+    echo
+    echo "Rule cost in run (c), round $REPEAT (from nta-run's exit summary):"
+    echo
+    sed -n -E 's/^nta:   rule ([a-z_]+): ([0-9]+) evaluations, .* ([0-9]+) ns\/evaluation.*/- \1: \2 evaluations, \3 ns each/p' \
+        "$WORK/nta-rules.$REPEAT.err"
+fi
 
 if [[ -s $NOTES ]]; then
     say "unexpected output from the programs (first 20 lines):"

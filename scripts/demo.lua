@@ -9,13 +9,13 @@ input {
   lateness = "2s",
 }
 output { topic = "processed-data", print = false }
+-- The shipped detections, and the windows they watch: alerts show on the
+-- dashboard.
+rules "../rules"
+require "detect_windows"
 
-window "traffic"  { size = "10s", sum = { "bytes", "packets" } }
 window "by_src"   { key = "src_ip", size = "60s", slide = "10s", sum = { "bytes", "packets" } }
 window "fanout"   { key = "src_ip", size = "30s", slide = "5s", distinct = "dst_port" }
--- SYN-only TCP flows (tcp_flags == 2) are connection attempts that got no answer.
-window "vscan"    { key = { "src_ip", "dst_ip" }, size = "30s", slide = "10s",
-                    where = { proto = 6, tcp_flags = 2 }, distinct = "dst_port" }
 window "by_proto" { key = "proto", size = "10s", sum = "bytes" }
 window "by_dst"   { key = "dst_ip", size = "10s", sum = "bytes", distinct = "src_ip" }
 
@@ -25,7 +25,7 @@ function on_window(w)
   if w.window == "traffic" then
     print(fmt("%s  %8d flows  %8.1f Mbit/s", os.date("!%H:%M:%S", w["end"] / 1000),
               w.count, w.sum_bytes * 8 / 10 / 1e6))
-  elseif w.window == "vscan" and w.distinct_dst_port > 1000 then
+  elseif w.window == "scan_vertical" and w.distinct_dst_port > 1000 then
     print(fmt("  port scan? %s probed %d ports of %s in 30s", w.key.src_ip, w.distinct_dst_port,
               w.key.dst_ip))
   elseif w.window == "by_dst" and w.distinct_src_ip > 5000 then

@@ -6,12 +6,6 @@
 --                                                       (any gen_traffic.lua argument)
 --   kill -HUP <pid>                                     (reload rules/ and this script)
 --
--- Connection attempts are TCP flows that opened with SYN and went nowhere:
--- SYN only (2), SYN answered by RST (6), or, as flow logs that merge both
--- directions report a refused connection, SYN+RST+ACK (22). Flows whose input
--- carries no flags (0, e.g. classic CSV) are counted too, so the scan and
--- flood rules still work on such input.
-local attempts = { proto = 6, tcp_flags = { 0, 2, 6, 22 } }
 -- Without -b the in-process generator feeds the pipeline; key=value arguments
 -- of this script are passed on to it.
 local gen = { "gen_traffic.lua", "rate=5000" }
@@ -31,23 +25,4 @@ input {
 output { topic = "processed-data" }
 rules "../rules"
 
-window "scan_vertical" {
-  key = { "src_ip", "dst_ip" }, size = "30s", slide = "10s", where = attempts, distinct = "dst_port",
-}
--- The same over 5 minutes, for scans paced to stay under the 30 s threshold.
-window "scan_vertical_slow" {
-  key = { "src_ip", "dst_ip" }, size = "5m", slide = "1m", where = attempts, distinct = "dst_port",
-}
-window "scan_horizontal" {
-  key = { "src_ip", "dst_port" }, size = "30s", slide = "10s", where = attempts, distinct = "dst_ip",
-}
-window "syn_to_target" {
-  key = "dst_ip", size = "10s", where = attempts, distinct = "src_ip", sum = "packets",
-}
-window "udp_reflection" {
-  key = "dst_ip", size = "10s",
-  where = { proto = 17, src_port = { 53, 123 } }, sum = "bytes", distinct = "src_ip",
-}
-window "traffic" { size = "10s", sum = { "bytes", "packets" } }
-window "egress"  { key = { "src_ip", "dst_ip" }, size = "60s", slide = "10s", sum = "bytes" }
-window "talkers" { size = "10s", topk = { field = "src_ip", by = "bytes", k = 10 } }
+require "detect_windows"
