@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "output.h"
 #include "rules.h"
 
@@ -61,20 +61,6 @@ struct nta_pipeline {
     int64_t emitting_end;
     int64_t now_ms; /* wall clock at the last tick or window close */
 };
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void rules_alert(void *ctx, const char *topic, const char *key, size_t klen,
                         const char *json, size_t len);
@@ -191,7 +177,7 @@ nta_pipeline *nta_pipeline_create(const nta_pipeline_conf *conf, nta_script *scr
     }
     keep_scalars(&p->conf, conf);
     p->limits = conf->rule_limits;
-    p->now_ms = wall_ms();
+    p->now_ms = nta_wall_ms();
     p->script = script;
     p->sink = sink;
     p->st.max_event_ms = p->st.watermark_ms = INT64_MIN;
@@ -411,7 +397,7 @@ static void advance(nta_pipeline *p, int64_t wm)
         return;
     p->st.watermark_ms = wm;
     p->next_close = INT64_MAX;
-    p->now_ms = wall_ms();
+    p->now_ms = nta_wall_ms();
     for (int i = 0; i < p->nwin; i++) {
         p->emitting = i;
         p->emitting_end = INT64_MIN;
@@ -460,7 +446,7 @@ void nta_pipeline_set_resume_watermark(nta_pipeline *p, int64_t wm) { p->resume_
 
 void nta_pipeline_flush(nta_pipeline *p)
 {
-    p->now_ms = wall_ms();
+    p->now_ms = nta_wall_ms();
     for (int i = 0; i < p->nwin; i++) {
         p->emitting = i;
         p->emitting_end = INT64_MIN;
@@ -524,7 +510,7 @@ static void reload_record(nta_pipeline *p, int ok, const char *error,
     else
         nta_buf_puts(b, "null");
     nta_buf_printf(b, ",\"rules\":%d,\"duration_ms\":%.3f", nta_rules_count(p->rules),
-                   (double)(mono_ns() - p->reload_started_ns) / 1e6);
+                   (double)(nta_mono_ns() - p->reload_started_ns) / 1e6);
     json_names(b, "restarted_windows", restarted, nrestarted);
     json_names(b, "added_windows", added, nadded);
     json_names(b, "removed_windows", removed, nremoved);
@@ -538,7 +524,7 @@ static void reload_record(nta_pipeline *p, int ok, const char *error,
         fprintf(stderr, "nta: reload %llu ok in %.1f ms: %d rules, %d windows restarted, %d "
                         "added, %d removed\n",
                 (unsigned long long)p->generation,
-                (double)(mono_ns() - p->reload_started_ns) / 1e6, nta_rules_count(p->rules),
+                (double)(nta_mono_ns() - p->reload_started_ns) / 1e6, nta_rules_count(p->rules),
                 nrestarted, nadded, nremoved);
     else
         fprintf(stderr, "nta: reload failed, the previous rules keep running: %s\n", error);
@@ -548,8 +534,8 @@ int nta_pipeline_reload(nta_pipeline *p, const char **result_json, size_t *resul
 {
     char err[4096];
     char none[1][NTA_WINDOW_NAME_MAX];
-    p->reload_started_ns = mono_ns();
-    p->now_ms = wall_ms();
+    p->reload_started_ns = nta_mono_ns();
+    p->now_ms = nta_wall_ms();
     nta_pipeline_conf conf;
     nta_gen_conf gconf;
     nta_pipeline_conf_init(&conf);

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "hll.h"
 
 /* Consecutive errors after which a rule is quarantined until the next reload. */
@@ -314,13 +314,6 @@ static double result_field(const nta_result *r, int idx, int q)
     if (a->kind == NTA_AGG_QUANTILE)
         return r->values[idx].qs ? nta_qsketch_quantile(r->values[idx].qs, a->q[q]) : 0;
     return (double)r->values[idx].u;
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int nta_rules_dry_run(nta_ruleset *rs, const nta_result *r, const nta_rule_limits *lim,
@@ -693,7 +686,7 @@ static int evaluate(nta_rules *e, rule *ru, const nta_result *r, int64_t now_wal
     case VAL_NONE: break;
     }
     int hit;
-    int64_t t0 = now_ns();
+    int64_t t0 = nta_mono_ns();
     ru->evaluations++;
     /* A baseline still warming up cannot judge z or ratio. */
     int warm = !(ru->vk == VAL_Z || ru->vk == VAL_RATIO) ||
@@ -711,14 +704,14 @@ static int evaluate(nta_rules *e, rule *ru, const nta_result *r, int64_t now_wal
                                sizeof err);
         if (hit < 0) {
             rule_error(ru, hit, err);
-            ru->eval_ns += (uint64_t)(now_ns() - t0);
+            ru->eval_ns += (uint64_t)(nta_mono_ns() - t0);
             return 0;
         }
         ru->consecutive_errors = 0;
     } else {
         hit = past;
     }
-    ru->eval_ns += (uint64_t)(now_ns() - t0);
+    ru->eval_ns += (uint64_t)(nta_mono_ns() - t0);
     /* Keys that never met the condition need no state. */
     alert_state *a = get_alert(e, ru, r, hit);
     if (a)

@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "generator.h"
 #include "http.h"
 #include "pipeline.h"
@@ -75,19 +75,6 @@ static nta_pipeline *create_pipeline(nta_pipeline_conf *conf, nta_script *s, nta
         nta_pipeline_set_origin(p, o->script_path, o->script_argc, o->script_argv, o->rule_paths,
                                 o->nrule_paths);
     return p;
-}
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void sleep_us(int64_t us)
-{
-    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
-    nanosleep(&ts, NULL);
 }
 
 static void status_values(nta_status_values *v, const nta_pipeline_stats *st)
@@ -190,13 +177,13 @@ static int run_local_generator(nta_pipeline *p, const nta_pipeline_conf *conf,
         nta_script_destroy(gs);
         return 1;
     }
-    int64_t t = now_us();
+    int64_t t = nta_wall_us();
     nta_gen *g = nta_gen_create(gs, &gconf, o->fast, t);
     nta_status_line sl;
     nta_status_init(&sl, o->verbose, t);
     int rc = 0;
     while (!nta_run_stop && !nta_gen_finished(g)) {
-        t = now_us();
+        t = nta_wall_us();
         if (nta_gen_step(g, t, 10000, feed_record, p, err, sizeof err) < 0) {
             nta_status_done(&sl);
             fprintf(stderr, "nta: generator %s: %s\n", conf->generator_path, err);
@@ -211,9 +198,9 @@ static int run_local_generator(nta_pipeline *p, const nta_pipeline_conf *conf,
         nta_status_update(&sl, t, &v, 0);
         nta_http_tick(http, 0, NULL, NULL, t);
         fflush(stdout);
-        int64_t wait = nta_gen_wait_us(g, now_us());
+        int64_t wait = nta_gen_wait_us(g, nta_wall_us());
         if (wait > 0)
-            sleep_us(wait < 50000 ? wait : 50000);
+            nta_sleep_us(wait < 50000 ? wait : 50000);
     }
     nta_status_done(&sl);
     if (rc == 0 && nta_gen_finished(g))
@@ -228,7 +215,7 @@ static int run_local_generator(nta_pipeline *p, const nta_pipeline_conf *conf,
 static int run_local_stdin(nta_pipeline *p, const nta_run_opts *o, nta_http *http)
 {
     nta_status_line sl;
-    nta_status_init(&sl, o->verbose, now_us());
+    nta_status_init(&sl, o->verbose, nta_wall_us());
     nta_buf line = {0};
     char chunk[65536];
     int eof = 0;
@@ -254,7 +241,7 @@ static int run_local_stdin(nta_pipeline *p, const nta_run_opts *o, nta_http *htt
         }
         if (eof && line.len)
             nta_pipeline_feed(p, -1, 0, NULL, 0, line.data, line.len, 0);
-        int64_t t = now_us();
+        int64_t t = nta_wall_us();
         nta_pipeline_tick(p, t / 1000);
         maybe_reload(p);
         /* Results are for people or pipes waiting on them: never hold them
@@ -496,7 +483,7 @@ static int all_at_end(const kafka_run *r)
 static void consumer_error(kafka_run *r, const rd_kafka_message_t *m)
 {
     snprintf(r->note, sizeof r->note, "consumer: %s", rd_kafka_message_errstr(m));
-    int64_t t = now_us();
+    int64_t t = nta_wall_us();
     if (t - r->last_err_us >= 10000000) {
         fprintf(stderr, "nta: consumer: %s\n", rd_kafka_message_errstr(m));
         r->last_err_us = t;
@@ -568,8 +555,8 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(r.rk);
     rd_kafka_message_t *msgs[4096];
     nta_status_line sl;
-    nta_status_init(&sl, o->verbose, now_us());
-    r.last_commit_us = now_us();
+    nta_status_init(&sl, o->verbose, nta_wall_us());
+    r.last_commit_us = nta_wall_us();
     int drained = 0;
     while (!nta_run_stop) {
         ssize_t n = rd_kafka_consume_batch_queue(q, 100, msgs, sizeof msgs / sizeof msgs[0]);
@@ -590,7 +577,7 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
             }
             rd_kafka_message_destroy(m);
         }
-        int64_t t = now_us();
+        int64_t t = nta_wall_us();
         nta_pipeline_tick(r.p, t / 1000);
         maybe_reload(r.p);
         nta_producer_poll(r.prod, 0);
@@ -684,12 +671,12 @@ int nta_run_generator(nta_script *s, nta_gen_conf *conf, const nta_run_opts *o)
         fprintf(stderr, "nta: %s\n", err);
         return 1;
     }
-    int64_t t = now_us();
+    int64_t t = nta_wall_us();
     nta_gen *gen = nta_gen_create(s, conf, o->fast, t);
     int rc = 0;
     int64_t last_report = t;
     while (!nta_run_stop && !nta_gen_finished(gen) && !g.failed) {
-        t = now_us();
+        t = nta_wall_us();
         if (nta_gen_step(gen, t, 10000, gen_emit, &g, err, sizeof err) < 0) {
             fprintf(stderr, "nta: generator: %s\n", err);
             rc = 1;
@@ -702,15 +689,15 @@ int nta_run_generator(nta_script *s, nta_gen_conf *conf, const nta_run_opts *o)
                     (long long)nta_gen_emitted(gen), nta_gen_achieved_rate(gen, t), conf->rate);
             last_report = t;
         }
-        int64_t wait = nta_gen_wait_us(gen, now_us());
+        int64_t wait = nta_gen_wait_us(gen, nta_wall_us());
         if (wait > 0)
-            sleep_us(wait < 50000 ? wait : 50000);
+            nta_sleep_us(wait < 50000 ? wait : 50000);
     }
     if (g.failed) {
         fprintf(stderr, "nta: generator: %s\n", g.err);
         rc = 1;
     }
-    t = now_us();
+    t = nta_wall_us();
     fprintf(stderr, "nta: generated %lld records, achieved %.0f records/s (target %.0f%s)\n",
             (long long)nta_gen_emitted(gen), nta_gen_achieved_rate(gen, t), conf->rate,
             o->fast ? ", unpaced" : "");

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "rule.h"
 
 /* From Debian's liblua5.1-cjson.a, linked into the binary: scripts get cjson
@@ -1032,13 +1032,6 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return np;
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static nta_ruleset *ruleset_of(lua_State *L)
 {
     lua_getfield(L, LUA_REGISTRYINDEX, "nta.ruleset");
@@ -1051,7 +1044,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     nta_ruleset *rs = ruleset_of(L);
-    if (rs->deadline_ns && mono_ns() > rs->deadline_ns) {
+    if (rs->deadline_ns && nta_mono_ns() > rs->deadline_ns) {
         rs->timed_out = 1;
         luaL_error(L, "time budget exceeded");
     }
@@ -1134,7 +1127,7 @@ static int ruleset_pcall(nta_ruleset *rs, int nargs, int nres, int64_t budget_ms
     lua_rawgeti(L, LUA_REGISTRYINDEX, rs->traceback_ref);
     lua_insert(L, fn);
     rs->timed_out = 0;
-    rs->deadline_ns = mono_ns() + budget_ms * 1000000;
+    rs->deadline_ns = nta_mono_ns() + budget_ms * 1000000;
     int rc = lua_pcall(L, nargs, nres, fn);
     rs->deadline_ns = 0;
     if (rc != 0) {
