@@ -371,6 +371,14 @@ static void add_filters(lua_State *L, nta_window_spec *w, const char *what)
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
+    /* Table order is not defined: sort by field, so that the same
+     * declaration always gives the same spec and a reload keeps the window. */
+    for (int i = 1; i < w->nwhere; i++)
+        for (int j = i; j > 0 && w->where[j].field < w->where[j - 1].field; j--) {
+            nta_filter swap = w->where[j];
+            w->where[j] = w->where[j - 1];
+            w->where[j - 1] = swap;
+        }
 }
 
 /* Pushes option k of the window table if it is a table (returns its stack

@@ -21,6 +21,9 @@ input { generator = { "%(gen)s", "rate=%(rate)d", "start=%(start)d"%(count)s }, 
 rules "rules"
 window "t" { size = "1s", sum = "bytes" }
 window "by_proto" { key = "proto", size = "2s", slide = "1s", sum = "bytes" }
+-- A filter on several fields: the same declaration must give the same window.
+window "tcp" { size = "1s", where = { proto = 6, tcp_flags = { 2, 27 }, dst_port = { 443, 80 } },
+               distinct = "dst_port" }
 """
 
 BUSY = """
@@ -202,7 +205,7 @@ class ReloadTest(unittest.TestCase):
         time.sleep(0.5)
         ok = [o for o in r.all if o["type"] == "reload" and o["ok"]]
         self.assertGreaterEqual(len(ok), 40)
-        got = [o for o in r.all if o["type"] == "window"]
+        got = [o for o in r.all if o["type"] == "window" and o["window"] in ("t", "by_proto")]
         gen = subprocess.run([h.NTA_RUN, "--fast", h.GEN, "rate=10000", "count=%d" % count,
                               "start=%d" % start], capture_output=True, text=True, check=True)
         records = [h.record_from_json(l) for l in gen.stdout.splitlines()]
