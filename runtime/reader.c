@@ -107,6 +107,19 @@ nta_reader *nta_reader_open_stream(FILE *f, const char *name, const nta_reader_o
     r->opts = *o;
     r->format = o->format;
     int rc;
+    /* Timeouts up to a year keep every microsecond sum in range. */
+    const int64_t year_ms = 366LL * 86400 * 1000;
+    if (o->flows && (o->max_flows < 1 || o->max_flows > INT32_MAX / 2 ||
+                     o->active_timeout_ms < 1 || o->active_timeout_ms > year_ms ||
+                     o->idle_timeout_ms < 1 || o->idle_timeout_ms > year_ms)) {
+        fclose(f);
+        rc = nta_reader_fail(r, "flow options out of range: max_flows 1..%d, timeouts 1 ms "
+                                "to a year",
+                             INT32_MAX / 2);
+        snprintf(err, errlen, "%s", r->err);
+        nta_reader_close(r);
+        return NULL;
+    }
     switch (o->format) {
     case NTA_READ_PCAP:
         rc = nta_reader_pcap_init(r, f);

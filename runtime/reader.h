@@ -47,6 +47,8 @@ typedef struct nta_reader_opts {
     int64_t idle_timeout_ms;   /* a flow without packets for this long is exported (15 s) */
     size_t max_flows;          /* flow table limit: beyond it the least recently seen
                                   flow is exported early (default 1,000,000) */
+    /* With flows set, nta_reader_open* reject max_flows outside 1..INT32_MAX/2
+     * and timeouts outside 1 ms..366 days. */
 } nta_reader_opts;
 
 void nta_reader_opts_init(nta_reader_opts *o);

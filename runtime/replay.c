@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "generator.h"
 #include "kafka.h"
 #include "pipeline.h"
@@ -27,18 +27,9 @@ void nta_replay_opts_init(nta_replay_opts *ro)
     ro->sort = -1;
 }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void sleep_us(int64_t us)
-{
-    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
-    nanosleep(&ts, NULL);
-}
+/* Pacing measures durations: the monotonic clock, which a wall clock step
+ * cannot stretch or cut short. */
+static int64_t mono_us(void) { return nta_mono_ns() / 1000; }
 
 /* ---- the source: a reader, streamed or sorted first -------------------------- */
 
@@ -144,7 +135,7 @@ typedef struct replay_target {
     void (*record)(void *ctx, const nta_record *r);
     /* Between batches, with the replay clock (ms of event time). Returns -1
      * to stop (a publish that cannot go on). */
-    int (*tick)(void *ctx, int64_t clock_ms, int64_t wall_us);
+    int (*tick)(void *ctx, int64_t clock_ms);
     void *ctx;
 } replay_target;
 
@@ -159,7 +150,7 @@ static loop_end replay_loop(source *src, const nta_replay_opts *ro, const replay
     for (;;) {
         if (nta_run_stop)
             return LOOP_STOPPED;
-        int64_t now = now_us();
+        int64_t now = mono_us();
         int rc = 1;
         for (long batch = 0; batch < REPLAY_BATCH; batch++) {
             if (!have) {
@@ -189,13 +180,13 @@ static loop_end replay_loop(source *src, const nta_replay_opts *ro, const replay
             have = 0;
         }
         if (started) {
-            now = now_us();
+            now = mono_us();
             /* Paced, the clock is the event time the replay has reached; flat
              * out, the latest record's: windows then close on event time only. */
             int64_t clock = ro->speed > 0
                                 ? t0_ms + (int64_t)((double)(now - w0_us) * ro->speed / 1000.0)
                                 : max_ms;
-            if (t->tick(t->ctx, clock, now) != 0)
+            if (t->tick(t->ctx, clock) != 0)
                 return LOOP_FAILED;
         }
         if (rc == 0)
@@ -203,9 +194,9 @@ static loop_end replay_loop(source *src, const nta_replay_opts *ro, const replay
         if (rc < 0)
             return LOOP_BAD_FILE;
         if (have && ro->speed > 0) {
-            int64_t wait = due - now_us();
+            int64_t wait = due - mono_us();
             if (wait > 0)
-                sleep_us(wait < MAX_SLEEP_US ? wait : MAX_SLEEP_US);
+                nta_sleep_us(wait < MAX_SLEEP_US ? wait : MAX_SLEEP_US);
         }
     }
 }
@@ -239,7 +230,7 @@ static void pipe_record(void *ctx, const nta_record *r)
     nta_pipeline_feed_record(((pipe_ctx *)ctx)->p, r);
 }
 
-static int pipe_tick(void *ctx, int64_t clock_ms, int64_t wall_us)
+static int pipe_tick(void *ctx, int64_t clock_ms)
 {
     pipe_ctx *pc = ctx;
     nta_pipeline_tick(pc->p, clock_ms);
@@ -248,7 +239,7 @@ static int pipe_tick(void *ctx, int64_t clock_ms, int64_t wall_us)
     nta_status_values v = {.records_in = st->records_in, .results_out = st->results_out,
                            .late = st->late_records, .bad = st->bad_total,
                            .script_errors = st->script_errors, .lag = -1};
-    nta_status_update(&pc->sl, wall_us, &v, 0);
+    nta_status_update(&pc->sl, nta_wall_us(), &v, 0);
     return 0;
 }
 
@@ -269,7 +260,7 @@ int nta_run_replay(nta_script *s, nta_pipeline_conf *conf, const nta_run_opts *o
         nta_pipeline_destroy(pc.p);
         return 1;
     }
-    nta_status_init(&pc.sl, o->verbose, now_us());
+    nta_status_init(&pc.sl, o->verbose, nta_wall_us());
     loop_end end = replay_loop(&src, ro, &(replay_target){pipe_record, pipe_tick, &pc});
     nta_status_done(&pc.sl);
     /* A bad file's records read before the bad part are results too. */
@@ -316,21 +307,22 @@ static void pub_record(void *ctx, const nta_record *r)
         pc->sent++;
 }
 
-static int pub_tick(void *ctx, int64_t clock_ms, int64_t wall_us)
+static int pub_tick(void *ctx, int64_t clock_ms)
 {
     (void)clock_ms;
     pub_ctx *pc = ctx;
     nta_producer_poll(pc->prod, 0);
-    if (pc->verbose && wall_us - pc->last_report_us >= 5000000) {
+    int64_t t = mono_us();
+    if (pc->verbose && t - pc->last_report_us >= 5000000) {
         fprintf(stderr, "nta: published %llu records\n", (unsigned long long)pc->sent);
-        pc->last_report_us = wall_us;
+        pc->last_report_us = t;
     }
     return pc->failed ? -1 : 0;
 }
 
 int nta_run_replay_publish(const nta_run_opts *o, const nta_replay_opts *ro)
 {
-    pub_ctx pc = {.topic = ro->publish_topic, .verbose = o->verbose, .last_report_us = now_us()};
+    pub_ctx pc = {.topic = ro->publish_topic, .verbose = o->verbose, .last_report_us = mono_us()};
     char err[2048];
     if ((pc.prod = nta_producer_create(&o->kafka, err, sizeof err)) == NULL) {
         fprintf(stderr, "nta: %s\n", err);
@@ -343,7 +335,7 @@ int nta_run_replay_publish(const nta_run_opts *o, const nta_replay_opts *ro)
         nta_producer_destroy(pc.prod, 0);
         return 1;
     }
-    int64_t t0 = now_us();
+    int64_t t0 = mono_us();
     loop_end end = replay_loop(&src, ro, &(replay_target){pub_record, pub_tick, &pc});
     int rc = end == LOOP_BAD_FILE || end == LOOP_FAILED;
     if (end == LOOP_BAD_FILE)
@@ -355,7 +347,7 @@ int nta_run_replay_publish(const nta_run_opts *o, const nta_replay_opts *ro)
         fprintf(stderr, "nta: %ld records undelivered\n", left);
         rc = 1;
     }
-    double secs = (double)(now_us() - t0) / 1e6;
+    double secs = (double)(mono_us() - t0) / 1e6;
     print_reader_summary(&src, ro->path);
     fprintf(stderr, "nta: published %llu records to %s in %.2f s (%.0f records/s)\n",
             (unsigned long long)pc.sent, pc.topic, secs, secs > 0 ? (double)pc.sent / secs : 0);

@@ -548,6 +548,20 @@ static void test_bad_capture_headers(void **state)
     o.format = NTA_READ_AUTO;
     assert_null(open_mem("x", 1, &o, err, sizeof err));
     assert_non_null(strstr(err, "needs its format named"));
+    /* Flow options the table and clock cannot take. */
+    cap_init(&c, DLT_EN10MB);
+    o.format = NTA_READ_PCAP;
+    o.flows = 1;
+    o.max_flows = 0;
+    assert_null(open_mem(c.b, c.n, &o, err, sizeof err));
+    assert_non_null(strstr(err, "mem: flow options out of range"));
+    o.max_flows = 10;
+    o.idle_timeout_ms = 0;
+    assert_null(open_mem(c.b, c.n, &o, err, sizeof err));
+    o.idle_timeout_ms = 1000;
+    o.active_timeout_ms = 400LL * 86400 * 1000;
+    assert_null(open_mem(c.b, c.n, &o, err, sizeof err));
+    assert_non_null(strstr(err, "flow options out of range"));
 }
 
 /* A pcapng file: section header, one Ethernet interface (microseconds), one
