@@ -17,7 +17,7 @@ FUZZ_SECONDS ?= 12
 JOBS       ?= 2
 CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps deps-test build build-check build-fuzz fuzz demo demo-kafka check bench clean
+.PHONY: all deps deps-test build build-check build-fuzz fuzz demo demo-kafka check bench clean bench-push
 
 all: build
 
@@ -63,6 +63,10 @@ check: build-check
 bench: build
 	tools/install-deps test kafka
 	bench/run.sh $(BUILD)/nta-run
+
+# The dashboard's push latency and the cost of 50 push clients (no Kafka).
+bench-push: build
+	bench/push.sh $(BUILD)/nta-run
 
 clean:
 	rm -rf $(BUILD) $(CHECK) $(FUZZ)

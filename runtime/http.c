@@ -2,6 +2,11 @@
 
 #include <arpa/inet.h>
 #include <civetweb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -41,6 +46,8 @@ struct nta_http {
     const char *mode;
     char *token;
     int loopback;
+    struct sockaddr_storage self; /* where a connection reaches this server */
+    socklen_t self_len;
     char web_root[PATH_MAX];
     nta_http_rules rules;
     int64_t last_status_us;
@@ -528,6 +535,53 @@ static int quiet_log(const struct mg_connection *c, const char *msg)
 
 /* ---- lifecycle ---- */
 
+/* The address a local connection reaches the server at: the bound one, or
+ * loopback for a wildcard bind. */
+static void self_address(nta_http *s, const listen_addr *a, long port)
+{
+    memset(&s->self, 0, sizeof s->self);
+    if (a->v6) {
+        struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&s->self;
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        inet_pton(AF_INET6, a->host, &v6->sin6_addr);
+        if (IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr))
+            v6->sin6_addr = in6addr_loopback;
+        s->self_len = sizeof *v6;
+    } else {
+        struct sockaddr_in *v4 = (struct sockaddr_in *)&s->self;
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        inet_pton(AF_INET, a->host, &v4->sin_addr);
+        if (v4->sin_addr.s_addr == htonl(INADDR_ANY))
+            v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        s->self_len = sizeof *v4;
+    }
+}
+
+typedef struct waker {
+    const nta_http *s;
+    atomic_int done;
+} waker;
+
+/* civetweb's mg_stop waits until its listening thread's poll() times out,
+ * two seconds in 1.15; a connection ends the poll at once. Knocks until
+ * mg_stop has returned. */
+static void *knock(void *arg)
+{
+    waker *w = arg;
+    while (!atomic_load(&w->done)) {
+        int fd = socket(w->s->self.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0) {
+            connect(fd, (const struct sockaddr *)&w->s->self, w->s->self_len);
+            close(fd);
+        }
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
 nta_http *nta_http_attach(const nta_http_opts *o, nta_pipeline *p,
                           const nta_pipeline_conf *conf, const char *mode)
 {
@@ -598,6 +652,7 @@ nta_http *nta_http_attach(const nta_http_opts *o, nta_pipeline *p,
     struct mg_server_port sp[4];
     int np = mg_get_server_ports(s->ctx, 4, sp);
     long port = np > 0 ? sp[0].port : a.port;
+    self_address(s, &a, port);
     if (a.v6)
         fprintf(stderr, "nta: dashboard at http://[%s]:%ld/\n", a.host, port);
     else
@@ -648,7 +703,15 @@ void nta_http_detach(nta_http *s)
         return;
     nta_pipeline_set_tap(s->p, NULL, NULL);
     nta_hub_stop(s->hub);
+    waker w = {.s = s};
+    atomic_init(&w.done, 0);
+    pthread_t t;
+    int knocking = pthread_create(&t, NULL, knock, &w) == 0;
     mg_stop(s->ctx);
+    if (knocking) {
+        atomic_store(&w.done, 1);
+        pthread_join(t, NULL);
+    }
     mg_exit_library();
     nta_hub_destroy(s->hub);
     free(s->rules_buf);

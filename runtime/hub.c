@@ -107,12 +107,20 @@ struct nta_hub {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stopping;
-    int waiting; /* readers blocked on cv: the writer signals only when there are some */
+    int waiting;      /* readers blocked on cv: the writer signals only when there are some */
+    int waiting_full; /* of them, full clients (they want every wide result too) */
+    int top_pushed;   /* a "top" frame went into the ring since the last wake */
 
     /* The ring: frame seq first_seq + i is ring[(head + i) % cap]. */
     frame **ring;
     size_t cap, head, n, bytes;
     uint64_t first_seq, evicted;
+
+    /* The sequence numbers of the frames page clients get (all but wide
+     * windows' results), ascending: pages skip the many wide results without
+     * visiting them under the lock. vis[(vhead + i) % vcap], i < vn. */
+    uint64_t *vis;
+    size_t vcap, vhead, vn;
 
     frame *alerts[ALERTS_KEPT];
     size_t alert_head, nalerts;
@@ -148,7 +156,7 @@ struct nta_hub {
     hist processing, push;
 
     /* Each window's latest close (under mu): its results are frames first..last. */
-    struct {
+    struct close_state {
         char name[FRAME_NAME_MAX];
         int64_t end_ms, close_us;
         uint64_t first, last, nresults;
@@ -226,6 +234,7 @@ void nta_hub_destroy(nta_hub *h)
             for (int k = 0; k < h->closes[c].tops[t].n; k++)
                 frame_unref(h->closes[c].tops[t].f[k]);
     free(h->ring);
+    free(h->vis);
     free(h->status);
     free(h->rules_status);
     free(h->last_reload);
@@ -319,13 +328,17 @@ static int jtrue(const jdoc *d, int i)
 
 /* ---- the ring ---- */
 
-/* Wakes readers after a publish. Under mu. A futex wake per result would
- * cost the pipeline thread more than the copy itself, and is useless while
- * the readers are busy sending: they look for new frames before waiting. */
-static void wake(nta_hub *h)
+/* Wakes readers after a publish of f (NULL: not a window result). Under mu.
+ * A futex wake per result would cost the pipeline thread more than the copy
+ * itself, and is useless while the readers are busy sending: they look for
+ * new frames before waiting. Nor are waiting page clients woken for a wide
+ * window's result, which they skip: fifty of them woken per result would
+ * crowd the pipeline thread off its lock. */
+static void wake(nta_hub *h, const frame *f)
 {
-    if (h->waiting)
+    if (h->waiting_full || (h->waiting && (f == NULL || !f->wide || h->top_pushed)))
         pthread_cond_broadcast(&h->cv);
+    h->top_pushed = 0;
 }
 
 static void ring_evict_one(nta_hub *h)
@@ -381,6 +394,25 @@ static void ring_push(nta_hub *h, frame *f)
     h->n++;
     h->bytes += f->len;
     ring_trim(h, f->pub_us);
+    while (h->vn && h->vis[h->vhead] < h->first_seq) {
+        h->vhead = (h->vhead + 1) % h->vcap;
+        h->vn--;
+    }
+    if (f->wide)
+        return;
+    if (h->vn == h->vcap) {
+        size_t cap = h->vcap ? h->vcap * 2 : 1024;
+        uint64_t *nv = malloc(cap * sizeof *nv);
+        if (nv == NULL)
+            return; /* this frame reaches full clients only */
+        for (size_t i = 0; i < h->vn; i++)
+            nv[i] = h->vis[(h->vhead + i) % h->vcap];
+        free(h->vis);
+        h->vis = nv;
+        h->vcap = cap;
+        h->vhead = 0;
+    }
+    h->vis[(h->vhead + h->vn++) % h->vcap] = h->first_seq + h->n - 1;
 }
 
 static frame *frame_new(nta_frame_kind kind, const char *prefix, size_t plen, const char *json,
@@ -589,7 +621,7 @@ static void complete_close(nta_hub *h, int64_t now)
     h->open_close = -1;
     if (i < 0)
         return;
-    __typeof__(h->closes[0]) *c = &h->closes[i];
+    struct close_state *c = &h->closes[i];
     if (c->nresults > WIDE_RESULTS) {
         nta_buf b = {0};
         nta_buf_printf(&b, "{\"type\":\"top\",\"window\":");
@@ -629,6 +661,7 @@ static void complete_close(nta_hub *h, int64_t now)
             }
             c->top_seq = h->first_seq + h->n;
             ring_push(h, top);
+            h->top_pushed = 1;
         }
     }
     for (int t = 0; t < c->ntops; t++)
@@ -642,7 +675,7 @@ void nta_hub_flush(nta_hub *h)
     pthread_mutex_lock(&h->mu);
     if (h->open_close >= 0) {
         complete_close(h, wall_us());
-        wake(h);
+        wake(h, NULL);
     }
     pthread_mutex_unlock(&h->mu);
 }
@@ -722,7 +755,7 @@ static void publish_window(nta_hub *h, const char *json, size_t len, int64_t now
     }
     hist_observe(&h->processing, lat_bounds, NLAT, (double)(now - f->close_us) / 1e6);
     ring_push(h, f);
-    wake(h);
+    wake(h, f);
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -764,7 +797,7 @@ static void publish_alert(nta_hub *h, const char *json, size_t len, int64_t now)
     }
     h->alerts[(h->alert_head + h->nalerts++) % ALERTS_KEPT] = kept;
     ring_push(h, f);
-    wake(h);
+    wake(h, NULL);
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -789,7 +822,7 @@ static void publish_reload(nta_hub *h, const char *json, size_t len, int64_t now
     free(h->last_reload);
     h->last_reload = copy;
     ring_push(h, f);
-    wake(h);
+    wake(h, NULL);
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -972,7 +1005,7 @@ void nta_hub_status(nta_hub *h, const nta_hub_source *src, int64_t now)
     h->status = copy;
     h->status_len = f->len;
     ring_push(h, f);
-    wake(h);
+    wake(h, NULL);
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -1106,8 +1139,10 @@ int nta_hub_next(nta_hub *h, nta_hub_cursor *c, nta_buf *out, size_t max_bytes, 
     int rc = 0;
     while (!h->stopping && c->next >= h->first_seq + h->n && rc != ETIMEDOUT) {
         h->waiting++;
+        h->waiting_full += c->full;
         rc = pthread_cond_timedwait(&h->cv, &h->mu, &dl);
         h->waiting--;
+        h->waiting_full -= c->full;
     }
     if (h->stopping) {
         pthread_mutex_unlock(&h->mu);
@@ -1128,15 +1163,39 @@ int nta_hub_next(nta_hub *h, nta_hub_cursor *c, nta_buf *out, size_t max_bytes, 
     frame *got[512];
     int n = 0;
     size_t bytes = 0;
-    /* Skipped tombstones count too, so one call holds the lock for a bounded time. */
-    for (size_t visited = 0; c->next < end && n < 512 && bytes < max_bytes && visited < 65536;
-         visited++) {
-        frame *f = frame_at(h, c->next++);
-        if (f == &tombstone || (f->wide && !c->full))
-            continue;
-        atomic_fetch_add(&f->refs, 1);
-        got[n++] = f;
-        bytes += f->sse_len + 2;
+    if (c->full) {
+        /* Skipped tombstones count too, so one call holds the lock for a bounded time. */
+        for (size_t visited = 0; c->next < end && n < 512 && bytes < max_bytes && visited < 65536;
+             visited++) {
+            frame *f = frame_at(h, c->next++);
+            if (f == &tombstone)
+                continue;
+            atomic_fetch_add(&f->refs, 1);
+            got[n++] = f;
+            bytes += f->sse_len + 2;
+        }
+    } else {
+        /* The first visible frame at or after c->next, by bisection. */
+        size_t lo = 0, hi = h->vn;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (h->vis[(h->vhead + mid) % h->vcap] < c->next)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (; lo < h->vn && n < 512 && bytes < max_bytes; lo++) {
+            uint64_t seq = h->vis[(h->vhead + lo) % h->vcap];
+            frame *f = frame_at(h, seq);
+            c->next = seq + 1;
+            if (f == &tombstone)
+                continue;
+            atomic_fetch_add(&f->refs, 1);
+            got[n++] = f;
+            bytes += f->sse_len + 2;
+        }
+        if (lo == h->vn)
+            c->next = end;
     }
     if (c->next == end)
         c->live = 1;

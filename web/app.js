@@ -211,7 +211,9 @@
     const opts = {
       width, height: 200,
       series: [{}].concat(series.map((s, i) => ({
-        label: s, stroke: COLORS[i % COLORS.length], width: 1.5,
+        // The two record-rate series share one time axis at different
+        // instants: each is drawn as a line across the other's gaps.
+        label: s, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true,
         value: (u, v) => (v == null ? "–" : si(v, unit)),
       }))),
       axes: [Object.assign({}, axisStyle),
