@@ -1212,6 +1212,12 @@ int nta_hub_next(nta_hub *h, nta_hub_cursor *c, nta_buf *out, size_t max_bytes, 
 
 /* ---- API answers ---- */
 
+static int window_match(const frame *f, const char *name, int64_t since_ms)
+{
+    return f != &tombstone && f->kind == NTA_FRAME_WINDOW && f->end_ms > since_ms &&
+           (name == NULL || strcmp(f->name, name) == 0);
+}
+
 void nta_hub_windows_json(nta_hub *h, const char *name, int64_t since_ms, size_t limit,
                           nta_buf *out)
 {
@@ -1221,34 +1227,31 @@ void nta_hub_windows_json(nta_hub *h, const char *name, int64_t since_ms, size_t
     else
         nta_buf_puts(out, "null");
     nta_buf_puts(out, ",\"results\":[");
-    pthread_mutex_lock(&h->mu);
-    /* Newest first to find where the limit cuts, then written oldest first. */
-    size_t matched = 0, from = h->n;
-    while (from > 0 && matched < limit) {
-        const frame *f = h->ring[(h->head + from - 1) % h->cap];
-        if (f != &tombstone && f->kind == NTA_FRAME_WINDOW && f->end_ms > since_ms &&
-            (name == NULL || strcmp(f->name, name) == 0))
-            matched++;
-        from--;
-    }
+    /* References are taken under the lock, newest first up to the limit; the
+     * text is copied after, so a large answer does not hold up the pipeline. */
+    frame **got = malloc((limit ? limit : 1) * sizeof *got);
+    size_t n = 0;
     int truncated = 0;
-    for (size_t i = 0; i < from && !truncated; i++) {
-        const frame *f = h->ring[(h->head + i) % h->cap];
-        truncated = f != &tombstone && f->kind == NTA_FRAME_WINDOW && f->end_ms > since_ms &&
-                    (name == NULL || strcmp(f->name, name) == 0);
-    }
-    int first = 1;
-    for (size_t i = from; i < h->n; i++) {
-        const frame *f = h->ring[(h->head + i) % h->cap];
-        if (f == &tombstone || f->kind != NTA_FRAME_WINDOW || f->end_ms <= since_ms ||
-            (name && strcmp(f->name, name) != 0))
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = h->n; got && i > 0; i--) {
+        frame *f = h->ring[(h->head + i - 1) % h->cap];
+        if (!window_match(f, name, since_ms))
             continue;
-        if (!first)
-            nta_buf_putc(out, ',');
-        nta_buf_put(out, f->json, f->len);
-        first = 0;
+        if (n == limit) {
+            truncated = 1;
+            break;
+        }
+        atomic_fetch_add(&f->refs, 1);
+        got[n++] = f;
     }
     pthread_mutex_unlock(&h->mu);
+    for (size_t k = n; k > 0; k--) {
+        if (k < n)
+            nta_buf_putc(out, ',');
+        nta_buf_put(out, got[k - 1]->json, got[k - 1]->len);
+        frame_unref(got[k - 1]);
+    }
+    free(got);
     nta_buf_printf(out, "],\"truncated\":%s}", truncated ? "true" : "false");
 }
 
