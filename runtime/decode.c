@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
+
 /* JSMN_STRICT makes the tokenizer reject bare words ({"x":hello}), which
  * would otherwise pass unnoticed under the keys we skip. JSMN_PARENT_LINKS
  * makes each ',' and '}' O(1) instead of a scan back over every earlier
@@ -201,18 +203,6 @@ static int parse_2(const char *s, int *out)
     return 0;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
- * days_from_civil), so no timegm/TZ state is touched per record. */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153u * (unsigned)(m > 2 ? m - 3 : m + 9) + 2) / 5 + (unsigned)d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return (int64_t)era * 146097 + (int64_t)doe - 719468;
-}
-
 static int days_in_month(int y, int m)
 {
     static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -265,7 +255,7 @@ static int parse_rfc3339(const char *s, size_t n, int64_t *ms)
     if (i != n || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
         mi > 59 || se > 60)
         return -1;
-    int64_t secs = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + se;
+    int64_t secs = ((nta_days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + se;
     *ms = (secs - (int64_t)off_min * 60) * 1000 + frac;
     return 0;
 }

@@ -14,6 +14,7 @@
 /* The last result of a window, kept for dry-running a reload's rules. */
 typedef struct last_result {
     int valid;
+    const nta_window_spec *spec_of; /* the window's own spec that spec copies */
     nta_window_spec spec;
     nta_result r;
 } last_result;
@@ -360,10 +361,19 @@ static void emit_result(void *ctx, const nta_result *res)
         window_done(p);
         p->emitting_end = res->end_ms;
     }
+    /* Kept for a reload's dry run. The spec is copied once per window, not
+     * per result; the sketches of top-k and quantile aggregates live only as
+     * long as this callback, so the copy reads them as empty. */
     last_result *lr = &p->last[p->emitting];
-    lr->spec = *res->spec;
+    if (!lr->valid || lr->spec_of != res->spec) {
+        lr->spec = *res->spec;
+        lr->spec_of = res->spec;
+    }
     lr->r = *res;
     lr->r.spec = &lr->spec;
+    for (int i = 0; i < res->spec->naggs; i++)
+        if (res->spec->aggs[i].kind == NTA_AGG_TOPK || res->spec->aggs[i].kind == NTA_AGG_QUANTILE)
+            lr->r.values[i].topk = NULL;
     lr->valid = 1;
     nta_rules_on_result(p->rules, res, p->now_ms);
     if (res->end_ms <= p->resume_wm) {

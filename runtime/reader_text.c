@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "decode.h"
 
 #define JSMN_STATIC
@@ -231,17 +232,6 @@ static int parse_epoch_s(const char *s, size_t n, int64_t *ms)
     return 0;
 }
 
-static int64_t days_from_civil(int y, int m, int d)
-{
-    /* H. Hinnant's algorithm: no timegm, no TZ state. */
-    y -= m <= 2;
-    int era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153u * (unsigned)(m > 2 ? m - 3 : m + 9) + 2) / 5 + (unsigned)d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return (int64_t)era * 146097 + (int64_t)doe - 719468;
-}
-
 static int civil_ms(int y, int mo, int d, int h, int mi, int se, int frac_ms, int64_t *ms)
 {
     static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -249,7 +239,7 @@ static int civil_ms(int y, int mo, int d, int h, int mi, int se, int frac_ms, in
     if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) ||
         h > 23 || mi > 59 || se > 60)
         return -1;
-    *ms = (((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + se) * 1000 + frac_ms;
+    *ms = (((nta_days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + se) * 1000 + frac_ms;
     return 0;
 }
 

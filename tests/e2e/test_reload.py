@@ -21,6 +21,8 @@ input { generator = { "%(gen)s", "rate=%(rate)d", "start=%(start)d"%(count)s }, 
 rules "rules"
 window "t" { size = "1s", sum = "bytes" }
 window "by_proto" { key = "proto", size = "2s", slide = "1s", sum = "bytes" }
+window "top" { size = "1s", topk = { field = "src_ip", by = "bytes", k = 3 },
+               quantiles = { field = "bytes", q = { 0.5 } } }
 -- A filter on several fields: the same declaration must give the same window.
 window "tcp" { size = "1s", where = { proto = 6, tcp_flags = { 2, 27 }, dst_port = { 443, 80 } },
                distinct = "dst_port" }
@@ -104,10 +106,16 @@ class ReloadTest(unittest.TestCase):
 
     def test_good_reload_takes_effect_on_the_next_window(self):
         r = self.start()
+        r.wait_for(lambda o: o["type"] == "window" and o["window"] == "top")
         self.write_rule("busy.lua", BUSY % "10")
+        # Dry-run on the latest "top" result, whose sketches are gone by then.
+        self.write_rule("top.lua", 'rule "top" { window = "top", when = function(w)\n'
+                                   '  local t = w.topk_bytes_src_ip\n'
+                                   '  return #t > 0 and t[1].share > 2 or w.p50_bytes < 0 end }\n')
         rec = r.reload()
         self.assertTrue(rec["ok"], rec)
         self.assertEqual(rec["generation"], 2)
+        self.assertEqual(rec["rules"], 2)
         self.assertEqual(rec["restarted_windows"], [])
         a = r.wait_for(lambda o: o["type"] == "alert" and o["rule"] == "busy")
         self.assertEqual(a["state"], "raised")
