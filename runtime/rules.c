@@ -93,7 +93,7 @@ struct nta_rules {
     strmap bases;    /* baseline */
     win_track tracks[NTA_MAX_WINDOWS];
     int ntracks;
-    uint64_t alerts_total, states_dropped;
+    uint64_t states_dropped; /* keys not tracked: MAX_ALERT_STATES or MAX_BASELINES reached */
     nta_buf json, key, id;
 };
 
@@ -609,7 +609,6 @@ static void publish(nta_rules *e, rule *ru, alert_state *a, const char *state, i
         nta_buf_puts(&e->key, a->key_text[i]);
     }
     e->out.alert(e->out.ctx, ru->def.topic, e->key.data, e->key.len, b->data, b->len);
-    e->alerts_total++;
 }
 
 static void record_latency(rule *ru, double ms)
@@ -893,7 +892,7 @@ void nta_rules_on_watermark(nta_rules *e, int64_t wm, int64_t now_wall_ms)
 }
 
 int nta_rules_count(const nta_rules *e) { return e->nrules; }
-uint64_t nta_rules_alerts_total(const nta_rules *e) { return e->alerts_total; }
+uint64_t nta_rules_states_dropped(const nta_rules *e) { return e->states_dropped; }
 
 static int cmp_double(const void *a, const void *b)
 {

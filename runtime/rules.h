@@ -76,7 +76,9 @@ void nta_rules_on_watermark(nta_rules *e, int64_t wm, int64_t now_wall_ms);
 
 int nta_rules_count(const nta_rules *e);
 void nta_rules_get_stats(const nta_rules *e, int i, nta_rule_stats *out);
-uint64_t nta_rules_alerts_total(const nta_rules *e);
+/* Keys whose alert state or baseline was not kept because the engine's
+ * bounds (200,000 alert states, 1,000,000 baselines) were reached. */
+uint64_t nta_rules_states_dropped(const nta_rules *e);
 
 /* JSON array of the rules' status (for the dashboard and the reload record). */
 void nta_rules_status_json(const nta_rules *e, nta_buf *b);

@@ -117,6 +117,9 @@ static void print_summary(nta_pipeline *p)
                 (unsigned long long)ws.late, (unsigned long long)ws.overflow);
     }
     nta_rules *rules = nta_pipeline_rules(p);
+    if (nta_rules_states_dropped(rules))
+        fprintf(stderr, "nta:   rules: %llu keys not tracked (alert state or baseline limit)\n",
+                (unsigned long long)nta_rules_states_dropped(rules));
     for (int i = 0; i < nta_rules_count(rules); i++) {
         nta_rule_stats rs;
         nta_rules_get_stats(rules, i, &rs);

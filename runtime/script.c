@@ -1209,7 +1209,6 @@ nta_ruleset *nta_ruleset_load(const char *const *files, int nfiles, const nta_ru
 
 int nta_ruleset_count(const nta_ruleset *rs) { return rs ? rs->ndefs : 0; }
 const nta_rule_def *nta_ruleset_rule(const nta_ruleset *rs, int i) { return &rs->defs[i]; }
-size_t nta_ruleset_memory(const nta_ruleset *rs) { return rs ? rs->mem_used : 0; }
 
 /* Pushes the table on_window and rule conditions receive for a result. */
 static void push_result(lua_State *L, const nta_result *r)

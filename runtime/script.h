@@ -64,7 +64,6 @@ nta_ruleset *nta_ruleset_load(const char *const *files, int nfiles, const nta_ru
 void nta_ruleset_destroy(nta_ruleset *rs);
 int nta_ruleset_count(const nta_ruleset *rs);
 const nta_rule_def *nta_ruleset_rule(const nta_ruleset *rs, int i);
-size_t nta_ruleset_memory(const nta_ruleset *rs);
 
 /* Runs d's when(w) on r. Returns 1 (condition met), 0 (not), -1 (error, in
  * err) or -2 (time budget exceeded). *value is set when when() returns a
