@@ -11,16 +11,8 @@
 #include <string.h>
 
 #include "clock.h"
+#include "json_tok.h"
 
-/* JSMN_STRICT makes the tokenizer reject bare words ({"x":hello}), which
- * would otherwise pass unnoticed under the keys we skip. JSMN_PARENT_LINKS
- * makes each ',' and '}' O(1) instead of a scan back over every earlier
- * token, which is quadratic in the number of keys (goflow2 records carry
- * 40-60 of them). */
-#define JSMN_STATIC
-#define JSMN_STRICT
-#define JSMN_PARENT_LINKS
-#include <jsmn.h>
 
 /* A goflow2 v2 record with every field is ~60 keys plus the elements of a few
  * arrays (as_path, layer_stack, mpls_*), i.e. 130-200 tokens. */
@@ -399,21 +391,6 @@ static nta_decode_status check_addresses(const nta_record *r)
 
 /* ---- JSON and goflow2 -------------------------------------------------- */
 
-/* Index of the token after the value at tok[i] and all its descendants, or
- * -1 if the tokens run out. jsmn stores tokens in pre-order and size counts
- * direct children (an object's keys, each key's one value). */
-static int skip_value(const jsmntok_t *tok, int i, int ntok)
-{
-    int pending = 1;
-    while (pending > 0) {
-        if (i >= ntok)
-            return -1;
-        pending += tok[i].size - 1;
-        i++;
-    }
-    return i;
-}
-
 /* The text of a scalar value; *n = 0 for null (absent). A nested object or
  * array under a key we read makes the record not flat: bad_json. */
 static nta_decode_status json_scalar(const char *js, const jsmntok_t *t, const char **s,
@@ -571,7 +548,7 @@ static nta_decode_status decode_json(nta_format fmt, const char *js, size_t len,
             gslot[kd->gslot] = i + 1;
             marker |= kd->marker;
         }
-        if ((i = skip_value(tok, i + 1, ntok)) < 0)
+        if ((i = nta_json_skip_value(tok, i + 1, ntok)) < 0)
             return NTA_DEC_BAD_JSON;
     }
     if (fmt == NTA_FMT_AUTO)

@@ -32,11 +32,8 @@
 
 #include "clock.h"
 #include "decode.h"
+#include "json_tok.h"
 
-#define JSMN_STATIC
-#define JSMN_STRICT
-#define JSMN_PARENT_LINKS
-#include <jsmn.h>
 
 /* A conn.log line has ~25 keys; the rest of the room is for arrays
  * (tunnel_parents) a site may add. */
@@ -455,18 +452,6 @@ static int zeek_field_by_name(const char *s, size_t n)
     return Z_NONE;
 }
 
-static int skip_value(const jsmntok_t *tok, int i, int ntok)
-{
-    int pending = 1;
-    while (pending > 0) {
-        if (i >= ntok)
-            return -1;
-        pending += tok[i].size - 1;
-        i++;
-    }
-    return i;
-}
-
 static int zeek_json(nta_reader *r, text_rd *t, const char *s, size_t n, nta_record *out)
 {
     jsmntok_t tok[ZEEK_MAX_TOKENS];
@@ -490,7 +475,7 @@ static int zeek_json(nta_reader *r, text_rd *t, const char *s, size_t n, nta_rec
                           memcmp(s + val->start, "null", 4) == 0;
             v[z] = (span){s + val->start, vn, !is_null};
         }
-        if ((i = skip_value(tok, i + 1, ntok)) < 0)
+        if ((i = nta_json_skip_value(tok, i + 1, ntok)) < 0)
             return line_fail(r, t, "bad JSON object");
     }
     return zeek_build(r, t, v, out);
