@@ -11,79 +11,41 @@
 /* Hash bits left after the register index; a register holds 1..HLL_Q + 1. */
 #define HLL_Q (64 - HLL_P)
 
-/* Sparse slots kept inside the struct, so the common tiny sets (a host
- * talking to one or two peers) need no allocation of their own. */
-#define HLL_INLINE 4
-/* The sparse set never grows past this many slots: 512 * 8 B = 4 KiB, a
- * quarter of the dense registers. At the load limit that is 384 hashes, where
- * the dense estimate is already accurate to ~0.1%, so the switch is smooth. */
-#define HLL_SPARSE_MAX_CAP 512
+/* The sparse form holds at most this many non-zero hashes; the next one
+ * turns the counter dense. 384 fills a 512-slot set (4 KiB, a quarter of the
+ * dense registers) to its 3/4 load limit, and there the dense estimate is
+ * already accurate to ~0.1%, so the switch is smooth. */
+#define HLL_SPARSE_MAX 384
+#define HLL_SET_MIN_CAP 16
+#define HLL_SET_MAX_CAP 512
 
 /* The dense form: one byte register per bucket, and the histogram of the
  * register values (hist[k] = registers holding k) kept current on every
  * change, so that an estimate reads 52 counters instead of 16384 registers
  * (a full pass costs ~20 us, and each (window, key) result needs one). */
 typedef struct dense {
-    uint16_t hist[HLL_Q + 2];
     uint8_t regs[HLL_M];
+    uint16_t hist[HLL_Q + 2];
 } dense;
 
-/* Sparse form (d == NULL): an open-addressing set of the exact 64-bit
- * hashes, linear probing, 0 marks an empty slot (hash 0 itself is kept in
- * has_zero). Dense form: d; set and n unused. */
-struct nta_hll {
-    dense *d;
-    uint64_t *set; /* inl, or heap once grown */
-    uint32_t n;    /* hashes in set, not counting has_zero */
-    uint32_t cap;  /* slots in set, a power of two */
-    int has_zero;
-    uint64_t inl[HLL_INLINE];
-};
+/* Sparse form (dense == 0): the exact non-zero hashes, in inl[0 .. n) while
+ * cap == 0, then in an open-addressing set of cap slots on the heap (linear
+ * probing, 0 marks an empty slot); the hash 0 itself is kept in has_zero. */
 
 uint64_t nta_hash64(const void *data, size_t len)
 {
     return XXH3_64bits(data, len);
 }
 
-static void sparse_reset(nta_hll *h)
+void nta_hll_init(nta_hll *h)
 {
-    if (h->set != h->inl)
-        free(h->set);
-    h->set = h->inl;
-    h->cap = HLL_INLINE;
-    h->n = 0;
-    h->has_zero = 0;
-    memset(h->inl, 0, sizeof h->inl);
+    memset(h, 0, sizeof *h);
 }
 
-nta_hll *nta_hll_create(void)
+void nta_hll_free(nta_hll *h)
 {
-    nta_hll *h = malloc(sizeof *h);
-    if (h == NULL)
-        return NULL;
-    h->d = NULL;
-    h->set = h->inl;
-    sparse_reset(h);
-    return h;
-}
-
-void nta_hll_destroy(nta_hll *h)
-{
-    if (h == NULL)
-        return;
-    free(h->d);
-    if (h->set != h->inl)
-        free(h->set);
-    free(h);
-}
-
-/* Back to the empty set, releasing every heap buffer: a cleared counter is
- * parked in pools and must not pin 16 KiB of registers while it waits. */
-void nta_hll_clear(nta_hll *h)
-{
-    free(h->d);
-    h->d = NULL;
-    sparse_reset(h);
+    free(h->heap);
+    nta_hll_init(h);
 }
 
 static inline void dense_add(dense *d, uint64_t hash)
@@ -99,30 +61,55 @@ static inline void dense_add(dense *d, uint64_t hash)
     }
 }
 
-/* Adds the sparse hashes of src into d. */
-static void dense_add_set(dense *d, const nta_hll *src)
+/* The slots of a sparse counter to scan for its non-zero hashes (inline
+ * ones are never 0, a set's empty slots are), and their number in *n. */
+static const uint64_t *sparse_slots(const nta_hll *h, uint32_t *n)
 {
-    for (uint32_t i = 0; i < src->cap; i++)
-        if (src->set[i] != 0)
-            dense_add(d, src->set[i]);
+    *n = h->cap == 0 ? h->n : h->cap;
+    return h->cap == 0 ? h->inl : h->heap;
+}
+
+/* Adds the hashes of the sparse counter src into d. */
+static void dense_add_sparse(dense *d, const nta_hll *src)
+{
+    uint32_t n;
+    const uint64_t *v = sparse_slots(src, &n);
+    for (uint32_t i = 0; i < n; i++)
+        if (v[i] != 0)
+            dense_add(d, v[i]);
     if (src->has_zero)
         dense_add(d, 0);
 }
 
-/* Four interleaved histograms, so that runs of equal registers (mostly
- * zeros) do not serialise on one counter. */
-static void hist_rebuild(dense *d)
+typedef uint8_t u8x16 __attribute__((vector_size(16)));
+
+/* dst := max(dst, src) register by register, the histogram updated for the
+ * registers that change. Sixteen registers are compared at once, and only
+ * the raised ones are visited: the registers of one pane raise a few
+ * hundred or thousand of another's 16384, so a full scalar pass (or a
+ * histogram rebuild) would cost several times more. */
+static void dense_merge(dense *dst, const dense *src)
 {
-    uint16_t c[4][HLL_Q + 2];
-    memset(c, 0, sizeof c);
-    for (uint32_t i = 0; i < HLL_M; i += 4) {
-        c[0][d->regs[i]]++;
-        c[1][d->regs[i + 1]]++;
-        c[2][d->regs[i + 2]]++;
-        c[3][d->regs[i + 3]]++;
+    for (uint32_t i = 0; i < HLL_M; i += 16) {
+        u8x16 a, b;
+        memcpy(&a, dst->regs + i, sizeof a);
+        memcpy(&b, src->regs + i, sizeof b);
+        u8x16 raised = (u8x16)(b > a); /* 0xff where src is higher */
+        uint64_t half[2];
+        memcpy(half, &raised, sizeof half);
+        for (int h = 0; h < 2; h++) {
+            /* Each raised register is one 0xff byte of m. */
+            for (uint64_t m = half[h]; m != 0;) {
+                unsigned bit = (unsigned)__builtin_ctzll(m);
+                m &= ~(0xffull << bit);
+                uint32_t j = i + 8 * (uint32_t)h + bit / 8;
+                uint8_t old = dst->regs[j], v = src->regs[j];
+                dst->regs[j] = v;
+                dst->hist[old]--;
+                dst->hist[v]++;
+            }
+        }
     }
-    for (int k = 0; k < HLL_Q + 2; k++)
-        d->hist[k] = (uint16_t)(c[0][k] + c[1][k] + c[2][k] + c[3][k]);
 }
 
 /* Switches to the dense form. On allocation failure the counter stays
@@ -130,13 +117,15 @@ static void hist_rebuild(dense *d)
  * interface has no error path, and an undercount beats a crash). */
 static int densify(nta_hll *h)
 {
-    dense *d = calloc(1, sizeof *d);
+    dense *d = malloc(sizeof *d);
     if (d == NULL)
         return -1;
+    memset(d, 0, sizeof *d);
     d->hist[0] = HLL_M;
-    dense_add_set(d, h);
-    sparse_reset(h);
-    h->d = d;
+    dense_add_sparse(d, h);
+    nta_hll_free(h);
+    h->heap = d;
+    h->dense = 1;
     return 0;
 }
 
@@ -150,92 +139,139 @@ static void set_put(uint64_t *set, uint32_t cap, uint64_t hash)
     set[i] = hash;
 }
 
-/* Rehashes the sparse set into cap slots (a larger power of two). */
-static int sparse_resize(nta_hll *h, uint32_t cap)
+/* Moves the sparse hashes into a heap set of cap slots (a power of two,
+ * larger than the current one). */
+static int set_resize(nta_hll *h, uint32_t cap)
 {
     uint64_t *set = calloc(cap, sizeof *set);
     if (set == NULL)
         return -1;
-    for (uint32_t i = 0; i < h->cap; i++)
-        if (h->set[i] != 0)
-            set_put(set, cap, h->set[i]);
-    if (h->set != h->inl)
-        free(h->set);
-    h->set = set;
-    h->cap = cap;
+    uint32_t n;
+    const uint64_t *v = sparse_slots(h, &n);
+    for (uint32_t i = 0; i < n; i++)
+        if (v[i] != 0)
+            set_put(set, cap, v[i]);
+    free(h->heap);
+    h->heap = set;
+    h->cap = (uint16_t)cap;
     return 0;
+}
+
+/* Adds a non-zero hash to a sparse counter. */
+static void sparse_add(nta_hll *h, uint64_t hash)
+{
+    if (h->cap == 0) {
+        for (uint32_t i = 0; i < h->n; i++)
+            if (h->inl[i] == hash)
+                return;
+        if (h->n < NTA_HLL_INLINE) {
+            h->inl[h->n++] = hash;
+            return;
+        }
+        if (set_resize(h, HLL_SET_MIN_CAP) != 0)
+            return;
+        set_put(h->heap, h->cap, hash);
+        h->n++;
+        return;
+    }
+    uint64_t *set = h->heap;
+    uint32_t mask = (uint32_t)h->cap - 1;
+    uint32_t i = (uint32_t)hash & mask;
+    for (; set[i] != 0; i = (i + 1) & mask)
+        if (set[i] == hash)
+            return;
+    /* New hash: keep the load at or under 3/4 so probes stay short. */
+    if ((h->n + 1) * 4 > (uint32_t)h->cap * 3) {
+        if (h->n >= HLL_SPARSE_MAX) {
+            if (densify(h) == 0)
+                dense_add(h->heap, hash);
+            return;
+        }
+        if (set_resize(h, (uint32_t)h->cap * 2) != 0)
+            return;
+        set_put(h->heap, h->cap, hash);
+    } else {
+        set[i] = hash;
+    }
+    h->n++;
 }
 
 void nta_hll_add(nta_hll *h, uint64_t hash)
 {
-    if (h->d != NULL) {
-        dense_add(h->d, hash);
-        return;
-    }
-    if (hash == 0) {
+    if (h->dense)
+        dense_add(h->heap, hash);
+    else if (hash == 0)
         h->has_zero = 1;
+    else
+        sparse_add(h, hash);
+}
+
+/* Sizes the sparse counter h's set once for want hashes (or the largest
+ * set), rather than doubling it repeatedly while merging many small sets. */
+static void sparse_reserve(nta_hll *h, uint32_t want)
+{
+    if (want <= NTA_HLL_INLINE)
         return;
+    uint32_t cap = h->cap > HLL_SET_MIN_CAP ? h->cap : HLL_SET_MIN_CAP;
+    while (cap < HLL_SET_MAX_CAP && want * 4 > cap * 3)
+        cap *= 2;
+    if (h->cap == 0 || cap > h->cap)
+        (void)set_resize(h, cap);
+}
+
+/* dst := a copy of src; dst is empty and holds no heap memory. */
+static void clone(nta_hll *dst, const nta_hll *src)
+{
+    size_t bytes = src->dense ? sizeof(dense) : (size_t)src->cap * sizeof(uint64_t);
+    void *heap = NULL;
+    if (bytes > 0) {
+        heap = malloc(bytes);
+        if (heap == NULL)
+            return;
+        memcpy(heap, src->heap, bytes);
     }
-    uint32_t mask = h->cap - 1;
-    uint32_t i = (uint32_t)hash & mask;
-    for (; h->set[i] != 0; i = (i + 1) & mask)
-        if (h->set[i] == hash)
-            return;
-    /* New hash: keep the load at or under 3/4 so probes stay short. */
-    if ((h->n + 1) * 4 > h->cap * 3) {
-        if (h->cap * 2 > HLL_SPARSE_MAX_CAP) {
-            if (densify(h) == 0)
-                dense_add(h->d, hash);
-            return;
-        }
-        if (sparse_resize(h, h->cap * 2) != 0)
-            return;
-        set_put(h->set, h->cap, hash);
-    } else {
-        h->set[i] = hash;
-    }
-    h->n++;
+    *dst = *src;
+    dst->heap = heap;
 }
 
 void nta_hll_merge(nta_hll *dst, const nta_hll *src)
 {
     if (dst == src)
         return;
-    if (src->d == NULL) {
-        /* Size dst once for the worst case (disjoint sets) rather than
-         * doubling repeatedly: window emission merges many small sets. */
-        if (dst->d == NULL) {
-            uint32_t cap = dst->cap;
-            while (cap < HLL_SPARSE_MAX_CAP && (dst->n + src->n) * 4 > cap * 3)
-                cap *= 2;
-            if (cap > dst->cap)
-                (void)sparse_resize(dst, cap);
-        }
-        for (uint32_t i = 0; i < src->cap; i++)
-            if (src->set[i] != 0)
-                nta_hll_add(dst, src->set[i]);
-        if (src->has_zero)
-            nta_hll_add(dst, 0);
+    if (!dst->dense && dst->n == 0 && !dst->has_zero && dst->heap == NULL) {
+        /* The first pane merged into a window's fresh counter. */
+        clone(dst, src);
         return;
     }
-    if (dst->d == NULL) {
+    if (src->dense) {
+        if (dst->dense) {
+            dense_merge(dst->heap, src->heap);
+            return;
+        }
         /* Start from a copy of src, which already holds more than dst's
          * few exact hashes, and add those: no pass over the registers. */
         dense *d = malloc(sizeof *d);
         if (d == NULL)
             return;
-        memcpy(d, src->d, sizeof *d);
-        dense_add_set(d, dst);
-        sparse_reset(dst);
-        dst->d = d;
+        memcpy(d, src->heap, sizeof *d);
+        dense_add_sparse(d, dst);
+        nta_hll_free(dst);
+        dst->heap = d;
+        dst->dense = 1;
         return;
     }
-    uint8_t *dr = dst->d->regs;
-    const uint8_t *sr = src->d->regs;
-    for (uint32_t i = 0; i < HLL_M; i++)
-        if (dr[i] < sr[i])
-            dr[i] = sr[i];
-    hist_rebuild(dst->d);
+    if (dst->dense) {
+        dense_add_sparse(dst->heap, src);
+        return;
+    }
+    sparse_reserve(dst, dst->n + src->n);
+    uint32_t n;
+    const uint64_t *v = sparse_slots(src, &n);
+    for (uint32_t i = 0; i < n; i++)
+        if (v[i] != 0)
+            nta_hll_add(dst, v[i]);
+    if (src->has_zero)
+        nta_hll_add(dst, 0);
 }
 
 /* sigma and tau of Ertl, "New cardinality estimation algorithms for
@@ -284,17 +320,14 @@ static uint64_t dense_estimate(const dense *d)
 
 uint64_t nta_hll_estimate(const nta_hll *h)
 {
-    if (h->d != NULL)
-        return dense_estimate(h->d);
+    if (h->dense)
+        return dense_estimate(h->heap);
     return (uint64_t)h->n + (h->has_zero ? 1 : 0);
 }
 
-size_t nta_hll_bytes(const nta_hll *h)
+size_t nta_hll_heap_bytes(const nta_hll *h)
 {
-    size_t b = sizeof *h;
-    if (h->d != NULL)
-        b += sizeof *h->d;
-    if (h->set != h->inl)
-        b += (size_t)h->cap * sizeof *h->set;
-    return b;
+    if (h->dense)
+        return sizeof(dense);
+    return (size_t)h->cap * sizeof(uint64_t);
 }

@@ -8,6 +8,17 @@
 
 #include "hll.h"
 
+/* Keys and distinct values are hashed per record and window: XXH3 compiled
+ * in here rather than called in libxxhash, the same function as nta_hash64
+ * (HLL values must hash alike wherever they are added). */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+static inline uint64_t hash_bytes(const void *data, size_t len)
+{
+    return XXH3_64bits(data, len);
+}
+
 /* Records further than this from the epoch (about 73 million years) are
  * refused, and watermarks are clamped to WM_LIMIT, so that no pane or window
  * arithmetic below can overflow int64 (sizes are capped at SIZE_LIMIT). */
@@ -15,7 +26,7 @@
 #define WM_LIMIT ((int64_t)1 << 62)
 #define SIZE_LIMIT ((int64_t)1 << 40)
 
-/* A pane table's slot array is uint32 and kept at most half full. */
+/* A pane table's entry numbers are 32-bit and its slots kept at most half full. */
 #define TABLE_KEYS_LIMIT ((uint32_t)1 << 30)
 #define TABLE_MIN_SLOTS 16u
 #define TABLE_MIN_ENTS 8u
@@ -23,9 +34,8 @@
 /* Freed panes kept for reuse with their slot and entry arrays, so that the
  * steady state (one pane opens as one closes) allocates nothing. */
 #define PANE_POOL_MAX 4
-/* Cleared sketches kept for reuse: an HLL shell is only its struct once
- * cleared, a top-k summary or a quantile sketch a few hundred bytes. */
-#define HLL_POOL_MAX 65536
+/* Cleared sketches kept for reuse: a top-k summary or a quantile sketch is
+ * a few hundred bytes once cleared. */
 #define SKETCH_POOL_MAX 16384
 
 /* Counters of a top-k summary when the spec leaves it open: 4k, and at
@@ -34,15 +44,24 @@
 
 #define NOMEM UINT32_MAX
 
-/* One 8-byte slot of an entry: a number, or the sketch of a distinct, topk
- * or quantile agg. */
+/* Entries of final panes merged ahead per added record (merge_ahead): one
+ * is enough to finish a window of N keys per pane within the first N * z
+ * records after the previous close, far less than a slide's worth at any
+ * rate where a close is costly. */
+#define AHEAD_BUDGET 1
+
+/* One 8-byte slot of an entry: a number, or the sketch of a topk or
+ * quantile agg. A distinct agg's counter lives in the entry itself
+ * (HLL_WORDS words), so that adding to a small set touches no other memory. */
 typedef union word {
     uint64_t u;
-    nta_hll *h;
     nta_topk *t;
     nta_qsketch *q;
-    void *p; /* any of the three, where the kind does not matter */
+    void *p; /* either, where the kind does not matter */
 } word;
+
+#define HLL_WORDS (sizeof(nta_hll) / sizeof(word))
+_Static_assert(sizeof(nta_hll) % sizeof(word) == 0, "an HLL fills whole entry words");
 
 /* Sketches no pane or merge entry holds, for reuse. */
 typedef struct pool {
@@ -52,13 +71,17 @@ typedef struct pool {
 
 /* A hash table of keys with their aggregate state: one per pane, plus the
  * window's merge table. Entries are stored flat, ew words each:
- *   [0] key hash, [1 .. kw] key bytes, [kw+1] count, [kw+2 ..] one per agg.
+ *   [0] key hash, [1 .. kw] key bytes, [kw+1] count, then the aggs, agg j
+ *   at word aoff[j] (one word, or HLL_WORDS for distinct).
  * Entry 0 is the overflow bucket "(other)": never in the slots, used once
  * the table holds max_keys keys. Entries with count 0 hold no data (the
- * unused overflow bucket, or a key whose sketch could not be allocated). */
+ * unused overflow bucket, or a key whose sketch could not be allocated).
+ * A slot holds the entry number + 1 in its low half (0 = empty) and the
+ * high half of the key hash, so that a probe that meets another key is
+ * told apart without loading that key's entry. */
 typedef struct table {
     int64_t idx;     /* pane number: the pane covers [idx*g, idx*g + g) */
-    uint32_t *slots; /* entry number + 1, 0 = empty; linear probing */
+    uint64_t *slots; /* linear probing from hash & (cap - 1) */
     uint32_t cap;    /* slots, a power of two, at least twice n */
     uint32_t n;      /* entries in use, the overflow bucket included */
     uint32_t live;   /* entries with count > 0 (open_keys accounting) */
@@ -71,8 +94,10 @@ struct nta_window {
     int64_t g;          /* pane length, gcd(size, slide) */
     int64_t s, z;       /* slide and size, in panes */
     uint32_t kw, ew;    /* key words, words per entry */
+    uint32_t aoff[NTA_WINDOW_MAX_AGGS]; /* word of agg j in an entry */
+    int has_hll;        /* some agg is distinct */
     uint32_t max_keys;  /* spec.max_keys, clamped to what a table can hold */
-    int has_sketch;     /* some agg keeps a sketch per entry */
+    int has_sketch;     /* some agg keeps a topk or quantile sketch per entry */
     uint32_t topk_m;    /* counters of each top-k summary */
 
     /* The pane the last record went to, and its time range: records mostly
@@ -86,9 +111,20 @@ struct nta_window {
 
     table *pane_pool[PANE_POOL_MAX];
     size_t npane_pool;
-    pool hlls, topks, qsketches;
+    pool topks, qsketches;
 
     table merge; /* slots == NULL until a window first spans two panes */
+
+    /* The merge of the next sliding window, done ahead. Once a window is
+     * emitted, the panes the next one shares with it can no longer change
+     * (their records would be late), so they are merged into `merge` a few
+     * entries per added record, in the order the close would take them; the
+     * close then merges only the panes that were still open, which keeps a
+     * wide window's close (and the latency of its results) short. */
+    int64_t ahead_k;    /* the window `merge` is for; INT64_MIN: none, merge empty */
+    int64_t ahead_pane; /* merged: every pane below this idx, */
+    uint32_t ahead_ent; /* and the entries below this one of pane ahead_pane */
+    int ahead_more;     /* an unmerged pane of ahead_k may be final already */
 
     int64_t emitted_upto;
     int64_t next_k; /* first window not yet passed; INT64_MIN before any */
@@ -345,9 +381,10 @@ static int pool_keep(pool *p, void *x)
     return 0;
 }
 
+/* The aggs whose entry word points to a sketch of their own. */
 static int is_sketch(nta_agg_kind k)
 {
-    return k == NTA_AGG_DISTINCT || k == NTA_AGG_TOPK || k == NTA_AGG_QUANTILE;
+    return k == NTA_AGG_TOPK || k == NTA_AGG_QUANTILE;
 }
 
 /* A cleared sketch for agg kind k, from the pool or new; NULL when out of memory. */
@@ -355,7 +392,6 @@ static void *sketch_get(nta_window *w, nta_agg_kind k)
 {
     void *x;
     switch (k) {
-    case NTA_AGG_DISTINCT: return (x = pool_take(&w->hlls)) ? x : nta_hll_create();
     case NTA_AGG_TOPK: return (x = pool_take(&w->topks)) ? x : nta_topk_create(w->topk_m);
     case NTA_AGG_QUANTILE: return (x = pool_take(&w->qsketches)) ? x : nta_qsketch_create();
     default: return NULL;
@@ -365,11 +401,6 @@ static void *sketch_get(nta_window *w, nta_agg_kind k)
 static void sketch_put(nta_window *w, nta_agg_kind k, word x)
 {
     switch (k) {
-    case NTA_AGG_DISTINCT:
-        nta_hll_clear(x.h);
-        if (pool_keep(&w->hlls, x.h) != 0)
-            nta_hll_destroy(x.h);
-        break;
     case NTA_AGG_TOPK:
         nta_topk_clear(x.t);
         if (pool_keep(&w->topks, x.t) != 0)
@@ -387,7 +418,6 @@ static void sketch_put(nta_window *w, nta_agg_kind k, word x)
 static size_t sketch_bytes(nta_agg_kind k, word x)
 {
     switch (k) {
-    case NTA_AGG_DISTINCT: return nta_hll_bytes(x.h);
     case NTA_AGG_TOPK: return nta_topk_bytes(x.t);
     case NTA_AGG_QUANTILE: return nta_qsketch_bytes(x.q);
     default: return 0;
@@ -406,9 +436,14 @@ static inline word *count_of(const nta_window *w, word *e)
     return e + w->kw + 1;
 }
 
-static inline word *aggs_of(const nta_window *w, word *e)
+static inline word *agg_of(const nta_window *w, word *e, int j)
 {
-    return e + w->kw + 2;
+    return e + w->aoff[j];
+}
+
+static inline nta_hll *hll_of(const nta_window *w, word *e, int j)
+{
+    return (nta_hll *)(void *)agg_of(w, e, j);
 }
 
 static void entry_init(const nta_window *w, word *e, uint64_t hash, const word *key)
@@ -417,14 +452,14 @@ static void entry_init(const nta_window *w, word *e, uint64_t hash, const word *
     for (uint32_t i = 0; i < w->kw; i++)
         e[1 + i] = key[i];
     count_of(w, e)->u = 0;
-    word *a = aggs_of(w, e);
     for (int i = 0; i < w->spec.naggs; i++) {
+        word *a = agg_of(w, e, i);
         switch (w->spec.aggs[i].kind) {
-        case NTA_AGG_MIN: a[i].u = UINT64_MAX; break;
-        case NTA_AGG_DISTINCT:
+        case NTA_AGG_MIN: a->u = UINT64_MAX; break;
+        case NTA_AGG_DISTINCT: nta_hll_init(hll_of(w, e, i)); break;
         case NTA_AGG_TOPK:
-        case NTA_AGG_QUANTILE: a[i].p = NULL; break;
-        default: a[i].u = 0; break;
+        case NTA_AGG_QUANTILE: a->p = NULL; break;
+        default: a->u = 0; break;
         }
     }
 }
@@ -435,24 +470,30 @@ static int ensure_sketches(nta_window *w, word *e)
 {
     if (!w->has_sketch)
         return 0;
-    word *a = aggs_of(w, e);
     for (int i = 0; i < w->spec.naggs; i++) {
         nta_agg_kind k = w->spec.aggs[i].kind;
-        if (is_sketch(k) && a[i].p == NULL && (a[i].p = sketch_get(w, k)) == NULL)
+        word *a = agg_of(w, e, i);
+        if (is_sketch(k) && a->p == NULL && (a->p = sketch_get(w, k)) == NULL)
             return -1;
     }
     return 0;
 }
 
+/* Returns the sketches of t's entries to the pools and frees their HLL
+ * counters' heap memory. */
 static void release_sketches(nta_window *w, table *t)
 {
-    if (!w->has_sketch)
+    if (!w->has_sketch && !w->has_hll)
         return;
     for (uint32_t i = 0; i < t->n; i++) {
-        word *a = aggs_of(w, entry(w, t, i));
-        for (int j = 0; j < w->spec.naggs; j++)
-            if (is_sketch(w->spec.aggs[j].kind) && a[j].p != NULL)
-                sketch_put(w, w->spec.aggs[j].kind, a[j]);
+        word *e = entry(w, t, i);
+        for (int j = 0; j < w->spec.naggs; j++) {
+            nta_agg_kind k = w->spec.aggs[j].kind;
+            if (k == NTA_AGG_DISTINCT)
+                nta_hll_free(hll_of(w, e, j));
+            else if (is_sketch(k) && agg_of(w, e, j)->p != NULL)
+                sketch_put(w, k, *agg_of(w, e, j));
+        }
     }
 }
 
@@ -496,18 +537,24 @@ static void table_free_arrays(nta_window *w, table *t)
     t->ents = NULL;
 }
 
+static inline uint64_t slot_of(uint64_t hash, uint32_t i)
+{
+    return (hash & 0xffffffff00000000u) | (i + 1);
+}
+
 static int grow_slots(const nta_window *w, table *t)
 {
     uint32_t cap = t->cap * 2;
-    uint32_t *slots = calloc(cap, sizeof *slots);
+    uint64_t *slots = calloc(cap, sizeof *slots);
     if (slots == NULL)
         return -1;
     uint32_t mask = cap - 1;
     for (uint32_t i = 1; i < t->n; i++) {
-        uint32_t pos = (uint32_t)entry(w, t, i)[0].u & mask;
+        uint64_t hash = entry(w, t, i)[0].u;
+        uint32_t pos = (uint32_t)hash & mask;
         while (slots[pos] != 0)
             pos = (pos + 1) & mask;
-        slots[pos] = i + 1;
+        slots[pos] = slot_of(hash, i);
     }
     free(t->slots);
     t->slots = slots;
@@ -534,19 +581,36 @@ static inline int key_eq(const word *a, const word *b, uint32_t kw)
     return 1;
 }
 
+/* The entry number for key, or NOMEM if t does not hold it; then *end is
+ * the empty slot where it would go. */
+static inline uint32_t table_probe(const nta_window *w, const table *t, const word *key,
+                                   uint64_t hash, uint32_t *end)
+{
+    uint32_t mask = t->cap - 1;
+    uint32_t pos = (uint32_t)hash & mask;
+    uint32_t tag = (uint32_t)(hash >> 32);
+    for (uint64_t s; (s = t->slots[pos]) != 0; pos = (pos + 1) & mask) {
+        if ((uint32_t)(s >> 32) != tag)
+            continue;
+        uint32_t i = (uint32_t)s - 1;
+        const word *e = entry(w, t, i);
+        if (e[0].u == hash && key_eq(e + 1, key, w->kw))
+            return i;
+    }
+    *end = pos;
+    return NOMEM;
+}
+
 /* The entry number for key, inserting a fresh entry (count 0) if the key is
  * new. With limited set, a new key in a table already holding max_keys keys
  * gets 0, the overflow bucket. NOMEM if an array could not grow. */
 static uint32_t table_find(nta_window *w, table *t, const word *key, uint64_t hash,
                            int limited)
 {
-    uint32_t mask = t->cap - 1;
-    uint32_t pos = (uint32_t)hash & mask;
-    for (uint32_t s; (s = t->slots[pos]) != 0; pos = (pos + 1) & mask) {
-        const word *e = entry(w, t, s - 1);
-        if (e[0].u == hash && key_eq(e + 1, key, w->kw))
-            return s - 1;
-    }
+    uint32_t pos = 0;
+    uint32_t found = table_probe(w, t, key, hash, &pos);
+    if (found != NOMEM)
+        return found;
     if (t->n - 1 >= (limited ? w->max_keys : TABLE_KEYS_LIMIT))
         return limited ? 0 : NOMEM;
     if (t->n == t->ent_cap && grow_ents(w, t) != 0)
@@ -554,13 +618,13 @@ static uint32_t table_find(nta_window *w, table *t, const word *key, uint64_t ha
     if ((t->n + 1) * 2 > t->cap) {
         if (grow_slots(w, t) != 0)
             return NOMEM;
-        mask = t->cap - 1;
+        uint32_t mask = t->cap - 1;
         pos = (uint32_t)hash & mask;
         while (t->slots[pos] != 0)
             pos = (pos + 1) & mask;
     }
     uint32_t i = t->n++;
-    t->slots[pos] = i + 1;
+    t->slots[pos] = slot_of(hash, i);
     entry_init(w, entry(w, t, i), hash, key);
     return i;
 }
@@ -657,21 +721,24 @@ nta_window *nta_window_create(const nta_window_spec *spec)
     w->z = spec->size_ms / w->g;
     for (int i = 0; i < spec->nkeys; i++)
         w->kw += is_addr_field(spec->key[i]) ? 2 : 1;
-    w->ew = 1 + w->kw + 1 + (uint32_t)spec->naggs;
+    w->ew = 1 + w->kw + 1;
     w->max_keys = spec->max_keys < TABLE_KEYS_LIMIT ? (uint32_t)spec->max_keys
                                                     : TABLE_KEYS_LIMIT;
     for (int i = 0; i < spec->naggs; i++) {
         const nta_agg_spec *a = &spec->aggs[i];
+        w->aoff[i] = w->ew;
+        w->ew += a->kind == NTA_AGG_DISTINCT ? HLL_WORDS : 1;
+        w->has_hll |= a->kind == NTA_AGG_DISTINCT;
         w->has_sketch |= is_sketch(a->kind);
         if (a->kind == NTA_AGG_TOPK)
             w->topk_m = a->capacity > 0 ? (uint32_t)a->capacity
                         : 4 * a->k > TOPK_MIN_DEFAULT_CAPACITY ? (uint32_t)(4 * a->k)
                                                               : TOPK_MIN_DEFAULT_CAPACITY;
     }
-    w->hlls.max = HLL_POOL_MAX;
     w->topks.max = w->qsketches.max = SKETCH_POOL_MAX;
     w->emitted_upto = INT64_MIN;
     w->next_k = INT64_MIN;
+    w->ahead_k = INT64_MIN;
     return w;
 }
 
@@ -684,15 +751,15 @@ static void free_pools(nta_window *w)
     }
     if (w->merge.slots != NULL)
         table_free_arrays(w, &w->merge);
+    w->ahead_k = INT64_MIN;
+    w->ahead_more = 0;
     void *x;
-    while ((x = pool_take(&w->hlls)) != NULL)
-        nta_hll_destroy(x);
     while ((x = pool_take(&w->topks)) != NULL)
         nta_topk_destroy(x);
     while ((x = pool_take(&w->qsketches)) != NULL)
         nta_qsketch_destroy(x);
-    pool *pools[] = {&w->hlls, &w->topks, &w->qsketches};
-    for (size_t i = 0; i < 3; i++) {
+    pool *pools[] = {&w->topks, &w->qsketches};
+    for (size_t i = 0; i < 2; i++) {
         free(pools[i]->v);
         pools[i]->v = NULL;
         pools[i]->cap = 0;
@@ -724,11 +791,11 @@ int64_t nta_window_emitted_upto(const nta_window *w)
 static inline uint64_t value_hash(const nta_record *r, nta_field f)
 {
     switch (f) {
-    case NTA_F_SRC_IP: return nta_hash64(r->src.b, sizeof r->src.b);
-    case NTA_F_DST_IP: return nta_hash64(r->dst.b, sizeof r->dst.b);
+    case NTA_F_SRC_IP: return hash_bytes(r->src.b, sizeof r->src.b);
+    case NTA_F_DST_IP: return hash_bytes(r->dst.b, sizeof r->dst.b);
     default: {
         uint64_t v = nta_record_u64(r, f);
-        return nta_hash64(&v, sizeof v);
+        return hash_bytes(&v, sizeof v);
     }
     }
 }
@@ -759,6 +826,21 @@ static inline void make_key(const nta_window *w, const nta_record *r, word *key)
     }
 }
 
+static int merge_ahead(nta_window *w, uint32_t budget, int64_t below);
+
+/* A constant length per case lets the compiler keep only XXH3's short-input
+ * path (a key is at most two addresses, 32 bytes). */
+static inline uint64_t key_hash(const word *key, uint32_t kw)
+{
+    switch (kw) {
+    case 0: return 0;
+    case 1: return hash_bytes(key, 8);
+    case 2: return hash_bytes(key, 16);
+    case 3: return hash_bytes(key, 24);
+    default: return hash_bytes(key, 32);
+    }
+}
+
 /* Returns 0 if aggregated, 1 if late (or its time is out of the supported
  * range, about +-73 million years), and -1 if memory ran out: the record is
  * then not aggregated and not counted. */
@@ -781,7 +863,7 @@ int nta_window_add(nta_window *w, const nta_record *r)
 
     word key[2 * NTA_WINDOW_MAX_KEYS];
     make_key(w, r, key);
-    uint64_t hash = w->kw > 0 ? nta_hash64(key, w->kw * sizeof *key) : 0;
+    uint64_t hash = key_hash(key, w->kw);
     uint32_t i = table_find(w, t, key, hash, 1);
     if (i == NOMEM)
         return -1;
@@ -796,38 +878,41 @@ int nta_window_add(nta_window *w, const nta_record *r)
     if (i == 0)
         w->st.overflow++;
     cnt->u++;
-    word *a = aggs_of(w, e);
     for (int j = 0; j < w->spec.naggs; j++) {
         nta_field f = w->spec.aggs[j].field;
+        word *a = agg_of(w, e, j);
         switch (w->spec.aggs[j].kind) {
         case NTA_AGG_SUM:
-        case NTA_AGG_MEAN: a[j].u += nta_record_u64(r, f); break;
+        case NTA_AGG_MEAN: a->u += nta_record_u64(r, f); break;
         case NTA_AGG_MIN: {
             uint64_t v = nta_record_u64(r, f);
-            if (v < a[j].u)
-                a[j].u = v;
+            if (v < a->u)
+                a->u = v;
             break;
         }
         case NTA_AGG_MAX: {
             uint64_t v = nta_record_u64(r, f);
-            if (v > a[j].u)
-                a[j].u = v;
+            if (v > a->u)
+                a->u = v;
             break;
         }
-        case NTA_AGG_DISTINCT: nta_hll_add(a[j].h, value_hash(r, f)); break;
+        case NTA_AGG_DISTINCT: nta_hll_add(hll_of(w, e, j), value_hash(r, f)); break;
         case NTA_AGG_TOPK: {
             nta_field by = w->spec.aggs[j].by;
             nta_topk_key k;
             item_key(r, f, &k);
-            nta_topk_add(a[j].t, &k, nta_hash64(k.b, sizeof k.b),
+            nta_topk_add(a->t, &k, hash_bytes(k.b, sizeof k.b),
                          by == NTA_F_NONE ? 1 : nta_record_u64(r, by));
             break;
         }
-        case NTA_AGG_QUANTILE: nta_qsketch_add(a[j].q, nta_record_u64(r, f)); break;
+        case NTA_AGG_QUANTILE: nta_qsketch_add(a->q, nta_record_u64(r, f)); break;
         case NTA_AGG__COUNT: break;
         }
     }
     w->st.added++;
+    /* Panes below emitted_upto (a multiple of g) no record can reach. */
+    if (w->ahead_more && merge_ahead(w, AHEAD_BUDGET, floor_div(w->emitted_upto, w->g)))
+        w->ahead_more = 0;
     return 0;
 }
 
@@ -839,30 +924,27 @@ static void combine(nta_window *w, word *dst, word *src)
     if (count_of(w, dst)->u == 0)
         (void)ensure_sketches(w, dst);
     count_of(w, dst)->u += count_of(w, src)->u;
-    word *d = aggs_of(w, dst), *s = aggs_of(w, src);
     for (int j = 0; j < w->spec.naggs; j++) {
+        word *d = agg_of(w, dst, j), *s = agg_of(w, src, j);
         switch (w->spec.aggs[j].kind) {
         case NTA_AGG_SUM:
-        case NTA_AGG_MEAN: d[j].u += s[j].u; break;
+        case NTA_AGG_MEAN: d->u += s->u; break;
         case NTA_AGG_MIN:
-            if (s[j].u < d[j].u)
-                d[j].u = s[j].u;
+            if (s->u < d->u)
+                d->u = s->u;
             break;
         case NTA_AGG_MAX:
-            if (s[j].u > d[j].u)
-                d[j].u = s[j].u;
+            if (s->u > d->u)
+                d->u = s->u;
             break;
-        case NTA_AGG_DISTINCT:
-            if (d[j].h != NULL && s[j].h != NULL)
-                nta_hll_merge(d[j].h, s[j].h);
-            break;
+        case NTA_AGG_DISTINCT: nta_hll_merge(hll_of(w, dst, j), hll_of(w, src, j)); break;
         case NTA_AGG_TOPK:
-            if (d[j].t != NULL && s[j].t != NULL)
-                nta_topk_merge(d[j].t, s[j].t);
+            if (d->t != NULL && s->t != NULL)
+                nta_topk_merge(d->t, s->t);
             break;
         case NTA_AGG_QUANTILE:
-            if (d[j].q != NULL && s[j].q != NULL)
-                nta_qsketch_merge(d[j].q, s[j].q);
+            if (d->q != NULL && s->q != NULL)
+                nta_qsketch_merge(d->q, s->q);
             break;
         case NTA_AGG__COUNT: break;
         }
@@ -921,19 +1003,25 @@ static void emit_entry(nta_window *w, word *e, int is_other, nta_result *res,
     res->is_other = is_other;
     uint64_t n = count_of(w, e)->u;
     res->count = n;
-    const word *a = aggs_of(w, e);
     for (int j = 0; j < w->spec.naggs; j++) {
+        const word *a = agg_of(w, e, j);
         switch (w->spec.aggs[j].kind) {
-        case NTA_AGG_MEAN: res->values[j].d = (double)a[j].u / (double)n; break;
-        case NTA_AGG_DISTINCT:
-            res->values[j].u = a[j].h != NULL ? nta_hll_estimate(a[j].h) : 0;
-            break;
-        case NTA_AGG_TOPK: res->values[j].topk = a[j].t; break;
-        case NTA_AGG_QUANTILE: res->values[j].qs = a[j].q; break;
-        default: res->values[j].u = a[j].u; break;
+        case NTA_AGG_MEAN: res->values[j].d = (double)a->u / (double)n; break;
+        case NTA_AGG_DISTINCT: res->values[j].u = nta_hll_estimate(hll_of(w, e, j)); break;
+        case NTA_AGG_TOPK: res->values[j].topk = a->t; break;
+        case NTA_AGG_QUANTILE: res->values[j].qs = a->q; break;
+        default: res->values[j].u = a->u; break;
         }
     }
     fn(ctx, res);
+}
+
+static void result_init(const nta_window *w, nta_result *res, int64_t start, int64_t end)
+{
+    memset(res, 0, sizeof *res);
+    res->spec = &w->spec;
+    res->start_ms = start;
+    res->end_ms = end;
 }
 
 /* One callback per key of t with records, the overflow bucket last. */
@@ -941,10 +1029,7 @@ static size_t emit_table(nta_window *w, table *t, int64_t start, int64_t end,
                          nta_emit_fn fn, void *ctx)
 {
     nta_result res;
-    memset(&res, 0, sizeof res);
-    res.spec = &w->spec;
-    res.start_ms = start;
-    res.end_ms = end;
+    result_init(w, &res, start, end);
     size_t n = 0;
     for (uint32_t i = 1; i < t->n; i++) {
         word *e = entry(w, t, i);
@@ -961,9 +1046,124 @@ static size_t emit_table(nta_window *w, table *t, int64_t start, int64_t end,
     return n;
 }
 
+/* Folds entry i of pane t into the merge table. */
+static void merge_entry(nta_window *w, table *t, uint32_t i)
+{
+    word *e = entry(w, t, i);
+    if (count_of(w, e)->u == 0)
+        return;
+    table *m = &w->merge;
+    uint32_t d = i == 0 ? 0 : table_find(w, m, e + 1, e[0].u, 0);
+    /* Out of memory: the key's totals still count, in "(other)". */
+    if (d == NOMEM)
+        d = 0;
+    combine(w, entry(w, m, d), e);
+}
+
+/* Merges the panes of window ahead_k numbered below `below` into the merge
+ * table, pane by pane and entry by entry, from where the last call stopped:
+ * at most budget entries. Returns 1 once all of them are merged. */
+static int merge_ahead(nta_window *w, uint32_t budget, int64_t below)
+{
+    int64_t hi = w->ahead_k * w->s + w->z;
+    if (below > hi)
+        below = hi;
+    for (size_t p = 0; p < w->npanes; p++) {
+        table *t = w->panes[p];
+        if (t->idx < w->ahead_pane)
+            continue;
+        if (t->idx >= below)
+            break;
+        if (t->idx != w->ahead_pane) {
+            w->ahead_pane = t->idx;
+            w->ahead_ent = 0;
+        }
+        while (w->ahead_ent < t->n) {
+            if (budget == 0)
+                return 0;
+            merge_entry(w, t, w->ahead_ent++);
+            budget--;
+        }
+        w->ahead_pane = t->idx + 1;
+        w->ahead_ent = 0;
+    }
+    return 1;
+}
+
+/* Empties the merge table of whatever window it was merging. */
+static void cancel_ahead(nta_window *w)
+{
+    if (w->ahead_k != INT64_MIN && w->merge.slots != NULL)
+        table_reset(w, &w->merge);
+    w->ahead_k = INT64_MIN;
+    w->ahead_more = 0;
+}
+
+/* Starts merging window k into the (empty) merge table. */
+static int start_ahead(nta_window *w, int64_t k)
+{
+    if (w->merge.slots == NULL && table_init(w, &w->merge) != 0)
+        return -1;
+    w->ahead_k = k;
+    w->ahead_pane = INT64_MIN;
+    w->ahead_ent = 0;
+    w->ahead_more = 1;
+    return 0;
+}
+
+/* Emits the merge table combined with pane `last`, whose entries it holds
+ * none of yet, in one pass: each key of the table as soon as its part of
+ * `last` is added, then the keys new in `last`, then "(other)". That is the
+ * order and the result of merging `last` into the table and emitting it
+ * after (the same merges in the same order), but the first results go out
+ * at once rather than after a pass over the pane. */
+static size_t emit_merged(nta_window *w, table *last, int64_t start, int64_t end,
+                          nta_emit_fn fn, void *ctx)
+{
+    table *m = &w->merge;
+    nta_result res;
+    result_init(w, &res, start, end);
+    size_t n = 0;
+    for (uint32_t i = 1; i < m->n; i++) {
+        word *d = entry(w, m, i);
+        if (count_of(w, d)->u == 0)
+            continue;
+        uint32_t pos, j = table_probe(w, last, d + 1, d[0].u, &pos);
+        if (j != NOMEM && count_of(w, entry(w, last, j))->u > 0)
+            combine(w, d, entry(w, last, j));
+        emit_entry(w, d, 0, &res, fn, ctx);
+        n++;
+    }
+    for (uint32_t j = 1; j < last->n; j++) {
+        word *e = entry(w, last, j);
+        if (count_of(w, e)->u == 0)
+            continue;
+        uint32_t before = m->n;
+        uint32_t d = table_find(w, m, e + 1, e[0].u, 0);
+        if (d == NOMEM) {
+            /* Out of memory: the key's totals still count, in "(other)". */
+            combine(w, entry(w, m, 0), e);
+        } else if (m->n > before) {
+            combine(w, entry(w, m, d), e);
+            emit_entry(w, entry(w, m, d), 0, &res, fn, ctx);
+            n++;
+        }
+    }
+    word *other = entry(w, m, 0);
+    if (count_of(w, entry(w, last, 0))->u > 0)
+        combine(w, other, entry(w, last, 0));
+    if (count_of(w, other)->u > 0) {
+        emit_entry(w, other, 1, &res, fn, ctx);
+        n++;
+    }
+    return n;
+}
+
 /* Emits window k from its open panes, which by the invariant on panes are
  * the prefix of the list below (k*s + z). A window of one pane is emitted
- * straight from it; otherwise its panes are merged into the merge table. */
+ * straight from it; otherwise its panes are merged into the merge table,
+ * for a sliding window mostly ahead of time (merge_ahead), and the last
+ * pane in the pass that emits (emit_merged). */
 static size_t emit_window(nta_window *w, int64_t k, nta_emit_fn fn, void *ctx)
 {
     int64_t hi = k * w->s + w->z;
@@ -972,29 +1172,31 @@ static size_t emit_window(nta_window *w, int64_t k, nta_emit_fn fn, void *ctx)
         np++;
     int64_t start = k * w->spec.slide_ms;
     int64_t end = start + w->spec.size_ms;
-    size_t n;
+    size_t n = 0;
     if (np == 1) {
+        cancel_ahead(w);
         n = emit_table(w, w->panes[0], start, end, fn, ctx);
     } else {
-        table *m = &w->merge;
-        if (m->slots == NULL && table_init(w, m) != 0)
-            return 0;
-        for (size_t p = 0; p < np; p++) {
-            table *t = w->panes[p];
-            for (uint32_t i = 0; i < t->n; i++) {
-                word *e = entry(w, t, i);
-                if (count_of(w, e)->u == 0)
-                    continue;
-                uint32_t d = i == 0 ? 0 : table_find(w, m, e + 1, e[0].u, 0);
-                /* Out of memory: the key's totals still count, in "(other)". */
-                if (d == NOMEM)
-                    d = 0;
-                combine(w, entry(w, m, d), e);
-            }
+        if (w->ahead_k != k) {
+            cancel_ahead(w);
+            if (start_ahead(w, k) != 0)
+                return 0;
         }
-        n = emit_table(w, m, start, end, fn, ctx);
-        table_reset(w, m);
+        table *last = w->panes[np - 1];
+        if (w->ahead_pane > last->idx || (w->ahead_pane == last->idx && w->ahead_ent > 0)) {
+            /* The last pane was final early (the window's newest panes hold
+             * no records) and is merged already, at least in part. */
+            merge_ahead(w, UINT32_MAX, hi);
+            n = emit_table(w, &w->merge, start, end, fn, ctx);
+        } else {
+            merge_ahead(w, UINT32_MAX, last->idx);
+            n = emit_merged(w, last, start, end, fn, ctx);
+        }
+        cancel_ahead(w);
     }
+    /* The panes window k + 1 shares with k are final from now on. */
+    if (w->z > w->s)
+        (void)start_ahead(w, k + 1);
     if (n > 0)
         w->st.windows++;
     w->st.results += n;
@@ -1036,6 +1238,9 @@ size_t nta_window_advance(nta_window *w, int64_t watermark_ms, nta_emit_fn fn, v
     w->emitted_upto = upto;
     if (w->next_k < kmax + 1)
         w->next_k = kmax + 1;
+    /* A window merged ahead that the watermark passed held no records. */
+    if (w->ahead_k != INT64_MIN && w->ahead_k < w->next_k)
+        cancel_ahead(w);
     drop_panes_before(w, w->next_k * w->s);
     /* The cached pane may now lie before emitted_upto, where adds are late. */
     w->cur = NULL;
@@ -1064,12 +1269,16 @@ size_t nta_window_flush(nta_window *w, nta_emit_fn fn, void *ctx)
 static size_t table_bytes(const nta_window *w, const table *t)
 {
     size_t b = (size_t)t->cap * sizeof *t->slots + (size_t)t->ent_cap * w->ew * sizeof(word);
-    if (w->has_sketch) {
+    if (w->has_sketch || w->has_hll) {
         for (uint32_t i = 0; i < t->n; i++) {
-            const word *a = aggs_of(w, entry(w, t, i));
-            for (int j = 0; j < w->spec.naggs; j++)
-                if (is_sketch(w->spec.aggs[j].kind) && a[j].p != NULL)
-                    b += sketch_bytes(w->spec.aggs[j].kind, a[j]);
+            word *e = entry(w, t, i);
+            for (int j = 0; j < w->spec.naggs; j++) {
+                nta_agg_kind k = w->spec.aggs[j].kind;
+                if (k == NTA_AGG_DISTINCT)
+                    b += nta_hll_heap_bytes(hll_of(w, e, j));
+                else if (is_sketch(k) && agg_of(w, e, j)->p != NULL)
+                    b += sketch_bytes(k, *agg_of(w, e, j));
+            }
         }
     }
     return b;
@@ -1081,15 +1290,13 @@ void nta_window_get_stats(const nta_window *w, nta_window_stats *out)
 {
     *out = w->st;
     size_t b = sizeof *w + w->panes_cap * sizeof *w->panes +
-               (w->hlls.cap + w->topks.cap + w->qsketches.cap) * sizeof(void *);
+               (w->topks.cap + w->qsketches.cap) * sizeof(void *);
     for (size_t i = 0; i < w->npanes; i++)
         b += sizeof(table) + table_bytes(w, w->panes[i]);
     for (size_t i = 0; i < w->npane_pool; i++)
         b += sizeof(table) + table_bytes(w, w->pane_pool[i]);
     if (w->merge.slots != NULL)
         b += table_bytes(w, &w->merge);
-    for (size_t i = 0; i < w->hlls.n; i++)
-        b += nta_hll_bytes(w->hlls.v[i]);
     for (size_t i = 0; i < w->topks.n; i++)
         b += nta_topk_bytes(w->topks.v[i]);
     for (size_t i = 0; i < w->qsketches.n; i++)

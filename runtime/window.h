@@ -4,8 +4,11 @@
  *
  * Sliding windows are built from panes of gcd(size, slide) milliseconds: a
  * record updates exactly one pane (O(1) per record whatever size/slide is),
- * and a window is the merge of its size/pane panes, done once when the window
- * is emitted. A pane is freed once no unemitted window needs it.
+ * and a window is the merge of its size/pane panes, done once per window:
+ * the panes it shares with the window emitted before it are final from that
+ * emission on and are merged while records arrive, a few entries per record,
+ * so its close merges only its newest panes (and streams its results while
+ * it does). A pane is freed once no unemitted window needs it.
  *
  * Late data: a record whose time is before the end of the last emitted window
  * of this definition (it would belong to a window already emitted) is dropped

@@ -1,6 +1,6 @@
-/* Unit tests of the HyperLogLog counter: exactness of the sparse form,
- * accuracy of the dense estimate, and merges in every sparse/dense mix
- * checked against a counter fed the union directly. */
+/* Unit tests of the HyperLogLog counter: exactness of the sparse form
+ * (inline and on the heap), accuracy of the dense estimate, and merges in
+ * every sparse/dense mix checked against a counter fed the union directly. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <xxhash.h>
 
@@ -35,10 +36,24 @@ static uint64_t value_hash(uint64_t seed, uint64_t i)
     return nta_hash64(&v, sizeof v);
 }
 
+/* Counters live on the heap here so that ASan sees every access. */
+static nta_hll *new_hll(void)
+{
+    nta_hll *h = malloc(sizeof *h);
+    assert_non_null(h);
+    nta_hll_init(h);
+    return h;
+}
+
+static void del_hll(nta_hll *h)
+{
+    nta_hll_free(h);
+    free(h);
+}
+
 static nta_hll *filled(uint64_t seed, uint64_t from, uint64_t to)
 {
-    nta_hll *h = nta_hll_create();
-    assert_non_null(h);
+    nta_hll *h = new_hll();
     for (uint64_t i = from; i < to; i++)
         nta_hll_add(h, value_hash(seed, i));
     return h;
@@ -47,12 +62,37 @@ static nta_hll *filled(uint64_t seed, uint64_t from, uint64_t to)
 static void test_empty(void **state)
 {
     (void)state;
-    nta_hll *h = nta_hll_create();
-    assert_non_null(h);
+    nta_hll *h = new_hll();
     assert_int_equal(nta_hll_estimate(h), 0);
-    assert_true(nta_hll_bytes(h) < 128);
-    nta_hll_destroy(h);
-    nta_hll_destroy(NULL);
+    assert_int_equal(nta_hll_heap_bytes(h), 0);
+    del_hll(h);
+}
+
+/* The first NTA_HLL_INLINE hashes need no heap; a counter holds no pointer
+ * into itself, so a copy of its bytes (an entry moved by realloc) is the
+ * same counter, in every form. */
+static void test_inline_and_move(void **state)
+{
+    (void)state;
+    static const uint64_t sizes[] = {NTA_HLL_INLINE, NTA_HLL_INLINE + 1, SPARSE_LIMIT, 5000};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        nta_hll *h = filled(9, 0, sizes[s]);
+        if (sizes[s] <= NTA_HLL_INLINE)
+            assert_int_equal(nta_hll_heap_bytes(h), 0);
+        else
+            assert_true(nta_hll_heap_bytes(h) > 0);
+        uint64_t e = nta_hll_estimate(h);
+        nta_hll *moved = malloc(sizeof *moved);
+        assert_non_null(moved);
+        memcpy(moved, h, sizeof *h);
+        free(h);
+        assert_int_equal(nta_hll_estimate(moved), e);
+        nta_hll_add(moved, value_hash(9, sizes[s]));
+        nta_hll *direct = filled(9, 0, sizes[s] + 1);
+        assert_int_equal(nta_hll_estimate(moved), nta_hll_estimate(direct));
+        del_hll(direct);
+        del_hll(moved);
+    }
 }
 
 static void test_hash64_is_xxh3(void **state)
@@ -68,8 +108,7 @@ static void test_hash64_is_xxh3(void **state)
 static void test_sparse_exact(void **state)
 {
     (void)state;
-    nta_hll *h = nta_hll_create();
-    assert_non_null(h);
+    nta_hll *h = new_hll();
     nta_hll_add(h, 0);
     nta_hll_add(h, 0);
     assert_int_equal(nta_hll_estimate(h), 1);
@@ -79,13 +118,12 @@ static void test_sparse_exact(void **state)
         assert_int_equal(nta_hll_estimate(h), i + 2);
     }
     /* Hashes that collide in the set's low bits still count apart. */
-    nta_hll *c = nta_hll_create();
-    assert_non_null(c);
+    nta_hll *c = new_hll();
     for (uint64_t i = 1; i <= 300; i++)
         nta_hll_add(c, i << 32);
     assert_int_equal(nta_hll_estimate(c), 300);
-    nta_hll_destroy(c);
-    nta_hll_destroy(h);
+    del_hll(c);
+    del_hll(h);
 }
 
 static void test_sparse_memory_bound(void **state)
@@ -93,28 +131,28 @@ static void test_sparse_memory_bound(void **state)
     (void)state;
     nta_hll *h = filled(3, 0, SPARSE_LIMIT);
     assert_int_equal(nta_hll_estimate(h), SPARSE_LIMIT);
-    assert_true(nta_hll_bytes(h) <= 128 + DENSE_BYTES / 4);
+    assert_true(nta_hll_heap_bytes(h) <= DENSE_BYTES / 4);
     nta_hll_add(h, value_hash(3, SPARSE_LIMIT));
-    assert_true(nta_hll_bytes(h) >= DENSE_BYTES);
-    assert_true(nta_hll_bytes(h) < DENSE_BYTES + 256);
+    assert_true(nta_hll_heap_bytes(h) >= DENSE_BYTES);
+    assert_true(nta_hll_heap_bytes(h) < DENSE_BYTES + 256);
     /* Right after the switch the dense estimate is within a few values (its
      * standard deviation there is about 2). */
     uint64_t e = nta_hll_estimate(h);
     assert_true(e >= SPARSE_LIMIT + 1 - 10 && e <= SPARSE_LIMIT + 1 + 10);
-    nta_hll_destroy(h);
+    del_hll(h);
 }
 
-static void test_clear(void **state)
+static void test_free_empties(void **state)
 {
     (void)state;
     nta_hll *h = filled(5, 0, 5000);
-    nta_hll_clear(h);
+    nta_hll_free(h);
     assert_int_equal(nta_hll_estimate(h), 0);
-    assert_true(nta_hll_bytes(h) < 128);
+    assert_int_equal(nta_hll_heap_bytes(h), 0);
     for (uint64_t i = 0; i < 10; i++)
         nta_hll_add(h, value_hash(5, i));
     assert_int_equal(nta_hll_estimate(h), 10);
-    nta_hll_destroy(h);
+    del_hll(h);
 }
 
 /* 3% is about 3.7 standard errors of 0.81%; the checkpoints include the
@@ -127,8 +165,7 @@ static void test_accuracy(void **state)
     const size_t npoints = sizeof points / sizeof points[0];
     double worst = 0;
     for (uint64_t seed = 1; seed <= 5; seed++) {
-        nta_hll *h = nta_hll_create();
-        assert_non_null(h);
+        nta_hll *h = new_hll();
         uint64_t added = 0;
         for (size_t p = 0; p < npoints; p++) {
             for (; added < points[p]; added++)
@@ -142,7 +179,7 @@ static void test_accuracy(void **state)
                          (unsigned long long)seed, (unsigned long long)points[p],
                          (unsigned long long)nta_hll_estimate(h), err * 100);
         }
-        nta_hll_destroy(h);
+        del_hll(h);
     }
     print_message("worst relative error %.3f%%\n", worst * 100);
 }
@@ -157,7 +194,7 @@ static void check_merge(uint64_t a_from, uint64_t a_to, uint64_t b_from, uint64_
     uint64_t hi = a_to > b_to ? a_to : b_to;
     nta_hll *u = filled(11, lo, hi);
     uint64_t b_before = nta_hll_estimate(b);
-    size_t b_bytes = nta_hll_bytes(b);
+    size_t b_bytes = nta_hll_heap_bytes(b);
     nta_hll_merge(a, b);
     if (nta_hll_estimate(a) != nta_hll_estimate(u))
         fail_msg("merge [%llu,%llu) U [%llu,%llu): %llu, union fed directly %llu",
@@ -165,12 +202,12 @@ static void check_merge(uint64_t a_from, uint64_t a_to, uint64_t b_from, uint64_
                  (unsigned long long)b_from, (unsigned long long)b_to,
                  (unsigned long long)nta_hll_estimate(a), (unsigned long long)nta_hll_estimate(u));
     assert_int_equal(nta_hll_estimate(b), b_before);
-    assert_int_equal(nta_hll_bytes(b), b_bytes);
+    assert_int_equal(nta_hll_heap_bytes(b), b_bytes);
     if (hi - lo <= SPARSE_LIMIT)
         assert_int_equal(nta_hll_estimate(a), hi - lo);
-    nta_hll_destroy(a);
-    nta_hll_destroy(b);
-    nta_hll_destroy(u);
+    del_hll(a);
+    del_hll(b);
+    del_hll(u);
 }
 
 static void test_merge_sparse_sparse(void **state)
@@ -197,8 +234,7 @@ static void test_merge_mixed(void **state)
 static void test_merge_zero_hash(void **state)
 {
     (void)state;
-    nta_hll *src = nta_hll_create();
-    assert_non_null(src);
+    nta_hll *src = new_hll();
     nta_hll_add(src, 0);
     nta_hll *sparse = filled(17, 0, 10);
     nta_hll_merge(sparse, src);
@@ -208,15 +244,14 @@ static void test_merge_zero_hash(void **state)
     nta_hll_merge(dense, src);
     assert_int_equal(nta_hll_estimate(dense), nta_hll_estimate(direct));
     /* A dense source holding 0 in its registers carries it too. */
-    nta_hll *empty = nta_hll_create();
-    assert_non_null(empty);
+    nta_hll *empty = new_hll();
     nta_hll_merge(empty, direct);
     assert_int_equal(nta_hll_estimate(empty), nta_hll_estimate(direct));
-    nta_hll_destroy(empty);
-    nta_hll_destroy(src);
-    nta_hll_destroy(sparse);
-    nta_hll_destroy(dense);
-    nta_hll_destroy(direct);
+    del_hll(empty);
+    del_hll(src);
+    del_hll(sparse);
+    del_hll(dense);
+    del_hll(direct);
 }
 
 static void test_merge_self(void **state)
@@ -225,7 +260,7 @@ static void test_merge_self(void **state)
     nta_hll *a = filled(13, 0, 100);
     nta_hll_merge(a, a);
     assert_int_equal(nta_hll_estimate(a), 100);
-    nta_hll_destroy(a);
+    del_hll(a);
 }
 
 int main(void)
@@ -235,7 +270,8 @@ int main(void)
         cmocka_unit_test(test_hash64_is_xxh3),
         cmocka_unit_test(test_sparse_exact),
         cmocka_unit_test(test_sparse_memory_bound),
-        cmocka_unit_test(test_clear),
+        cmocka_unit_test(test_free_empties),
+        cmocka_unit_test(test_inline_and_move),
         cmocka_unit_test(test_accuracy),
         cmocka_unit_test(test_merge_sparse_sparse),
         cmocka_unit_test(test_merge_mixed),
