@@ -133,14 +133,30 @@ static const key_def key_table[KEY_MAX_LEN + 1][KEYS_PER_LEN] = {
     [18] = {{"time_flow_start_ns", SL_NONE, SL_G_START_NS, 0}},
 };
 
-static const key_def *key_lookup(const char *s, size_t n)
+/* A lookup runs once per key of every record, and memcmp with a constant
+ * size compiles to a few loads where a call (or a byte loop) costs more than
+ * the comparison: hence one inlined copy per key length. */
+static inline __attribute__((always_inline)) const key_def *key_in_row(int n, const char *s)
 {
-    if (n > KEY_MAX_LEN)
-        return NULL;
     for (const key_def *k = key_table[n]; k->name != NULL; k++)
-        if (k->name[0] == s[0] && memcmp(k->name, s, n) == 0)
+        if (memcmp(k->name, s, (size_t)n) == 0)
             return k;
     return NULL;
+}
+
+static const key_def *key_lookup(const char *s, size_t n)
+{
+    switch (n) {
+#define KEY_ROW(len)                                                                       \
+    case len:                                                                              \
+        return key_in_row(len, s);
+        KEY_ROW(2) KEY_ROW(3) KEY_ROW(4) KEY_ROW(5) KEY_ROW(6) KEY_ROW(7) KEY_ROW(8)
+        KEY_ROW(9) KEY_ROW(10) KEY_ROW(11) KEY_ROW(12) KEY_ROW(13) KEY_ROW(14)
+        KEY_ROW(15) KEY_ROW(16) KEY_ROW(18)
+#undef KEY_ROW
+    default:
+        return NULL;
+    }
 }
 
 /* CSV column kind for a column name, case-insensitive (headers are written
@@ -391,45 +407,95 @@ static nta_decode_status check_addresses(const nta_record *r)
 
 /* ---- JSON and goflow2 -------------------------------------------------- */
 
-/* The text of a scalar value; *n = 0 for null (absent). A nested object or
- * array under a key we read makes the record not flat: bad_json. */
-static nta_decode_status json_scalar(const char *js, const jsmntok_t *t, const char **s,
-                                     size_t *n, int *is_text)
+/* Two readers of the payload's structure feed one interpretation. The
+ * scanner (json_scan) reads the common case, an object in strict JSON (flow
+ * records; goflow2's arrays too), in one pass with no token array; for
+ * anything else it gives up and jsmn (json_tokens) reads the payload
+ * instead. Both leave, per slot, the value of
+ * the last key that maps to it, which is all the interpretation looks at, so
+ * the record and the error reason do not depend on which one read it. The
+ * scanner exists because tokenising was a fifth of the pipeline thread's CPU
+ * (bench/README.md, "JSON decoding"). */
+
+typedef enum val_kind {
+    VAL_PRIMITIVE, /* number, true, false, null, or what jsmn takes for one */
+    VAL_STRING,    /* the raw inside of the quotes, escapes left as they are */
+    VAL_NESTED,    /* an object or an array */
+} val_kind;
+
+typedef struct json_val {
+    const char *s;
+    uint32_t n; /* payloads are at most INT_MAX bytes */
+    uint8_t kind; /* a val_kind */
+} json_val;
+
+/* The value of each slot for both readings (plain JSON and goflow2); vals[i]
+ * is set only when bit i of have is. */
+typedef struct json_keys {
+    json_val jv[SL__COUNT], gv[SL__COUNT];
+    uint32_t jhave, ghave;
+    int marker; /* a goflow2-only key was seen */
+} json_keys;
+
+_Static_assert(SL__COUNT <= 32, "slots are bits of a uint32_t");
+
+static void keys_reset(json_keys *k)
 {
-    if (t->size != 0 || (t->type != JSMN_STRING && t->type != JSMN_PRIMITIVE))
+    k->jhave = k->ghave = 0;
+    k->marker = 0;
+}
+
+static void keys_note(json_keys *k, const key_def *kd, const json_val *v)
+{
+    k->jv[kd->jslot] = *v;
+    k->gv[kd->gslot] = *v;
+    k->jhave |= 1u << kd->jslot;
+    k->ghave |= 1u << kd->gslot;
+    k->marker |= kd->marker;
+}
+
+/* The text of the value in slot; *n = 0 when the key is absent or null. A
+ * nested object or array under a key we read makes the record not flat:
+ * bad_json. */
+static nta_decode_status json_scalar(const json_val *vals, uint32_t have, int slot,
+                                     const char **s, size_t *n, int *is_text)
+{
+    *s = NULL;
+    *n = 0;
+    *is_text = 0;
+    if (!(have & (1u << slot)))
+        return NTA_DEC_OK;
+    const json_val *v = &vals[slot];
+    if (v->kind == VAL_NESTED)
         return NTA_DEC_BAD_JSON;
-    *s = js + t->start;
-    *n = (size_t)(t->end - t->start);
-    *is_text = t->type == JSMN_STRING;
-    if (!*is_text && *n == 4 && memcmp(*s, "null", 4) == 0)
-        *n = 0;
+    *is_text = v->kind == VAL_STRING;
+    if (!*is_text && v->n == 4 && memcmp(v->s, "null", 4) == 0)
+        return NTA_DEC_OK;
+    *s = v->s;
+    *n = v->n;
     return NTA_DEC_OK;
 }
 
-static nta_decode_status json_field(nta_record *r, int field, const char *js,
-                                    const jsmntok_t *tok, int idx)
+static nta_decode_status json_field(nta_record *r, int field, const json_val *vals,
+                                    uint32_t have)
 {
     const char *s;
     size_t n;
     int is_text;
-    if (idx == 0)
-        return NTA_DEC_OK;
-    nta_decode_status st = json_scalar(js, &tok[idx], &s, &n, &is_text);
+    nta_decode_status st = json_scalar(vals, have, field, &s, &n, &is_text);
     return st != NTA_DEC_OK ? st : apply_field(r, field, s, n, is_text);
 }
 
-/* Time of the value at tok[idx] in ms; *found is 0 when the key is absent,
- * null or "". */
-static nta_decode_status json_time(const char *js, const jsmntok_t *tok, int idx,
+/* Time of the value in slot in ms; *found is 0 when the key is absent, null
+ * or "". */
+static nta_decode_status json_time(const json_val *vals, uint32_t have, int slot,
                                    time_unit unit, int64_t *ms, int *found)
 {
     const char *s;
     size_t n;
     int is_text;
     *found = 0;
-    if (idx == 0)
-        return NTA_DEC_OK;
-    nta_decode_status st = json_scalar(js, &tok[idx], &s, &n, &is_text);
+    nta_decode_status st = json_scalar(vals, have, slot, &s, &n, &is_text);
     if (st != NTA_DEC_OK || n == 0)
         return st;
     if (parse_time(s, n, unit, is_text, ms) != 0)
@@ -438,39 +504,36 @@ static nta_decode_status json_time(const char *js, const jsmntok_t *tok, int idx
     return NTA_DEC_OK;
 }
 
-static nta_decode_status json_fields(nta_record *r, const char *js, const jsmntok_t *tok,
-                                     const int *slot)
+static nta_decode_status json_fields(nta_record *r, const json_val *vals, uint32_t have)
 {
     nta_decode_status st;
-    if ((st = json_field(r, NTA_F_SRC_IP, js, tok, slot[NTA_F_SRC_IP])) != NTA_DEC_OK ||
-        (st = json_field(r, NTA_F_DST_IP, js, tok, slot[NTA_F_DST_IP])) != NTA_DEC_OK ||
+    if ((st = json_field(r, NTA_F_SRC_IP, vals, have)) != NTA_DEC_OK ||
+        (st = json_field(r, NTA_F_DST_IP, vals, have)) != NTA_DEC_OK ||
         (st = check_addresses(r)) != NTA_DEC_OK)
         return st;
     for (int f = NTA_F_SRC_PORT; f < NTA_F__COUNT; f++)
-        if ((st = json_field(r, f, js, tok, slot[f])) != NTA_DEC_OK)
+        if ((st = json_field(r, f, vals, have)) != NTA_DEC_OK)
             return st;
     return NTA_DEC_OK;
 }
 
-static nta_decode_status json_plain(nta_record *r, const char *js, const jsmntok_t *tok,
-                                    const int *slot)
+static nta_decode_status json_plain(nta_record *r, const json_val *vals, uint32_t have)
 {
-    nta_decode_status st = json_fields(r, js, tok, slot);
+    nta_decode_status st = json_fields(r, vals, have);
     if (st != NTA_DEC_OK)
         return st;
     int64_t ts;
     int found;
-    if ((st = json_time(js, tok, slot[SL_TS], TU_AUTO, &ts, &found)) != NTA_DEC_OK)
+    if ((st = json_time(vals, have, SL_TS, TU_AUTO, &ts, &found)) != NTA_DEC_OK)
         return st;
     if (found)
         r->ts_ms = ts;
     return NTA_DEC_OK;
 }
 
-static nta_decode_status json_goflow2(nta_record *r, const char *js, const jsmntok_t *tok,
-                                      const int *slot)
+static nta_decode_status json_goflow2(nta_record *r, const json_val *vals, uint32_t have)
 {
-    nta_decode_status st = json_fields(r, js, tok, slot);
+    nta_decode_status st = json_fields(r, vals, have);
     if (st != NTA_DEC_OK)
         return st;
     /* Event time is flow end, else flow start, else time received; within
@@ -488,7 +551,7 @@ static nta_decode_status json_goflow2(nta_record *r, const char *js, const jsmnt
     for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
         int64_t t;
         int found;
-        st = json_time(js, tok, slot[times[i].slot], (time_unit)times[i].unit, &t, &found);
+        st = json_time(vals, have, times[i].slot, (time_unit)times[i].unit, &t, &found);
         if (st != NTA_DEC_OK)
             return st;
         if (ts == 0 && found)
@@ -498,15 +561,13 @@ static nta_decode_status json_goflow2(nta_record *r, const char *js, const jsmnt
         r->ts_ms = ts;
 
     uint64_t rate = 0;
-    if (slot[SL_G_SAMPLING] != 0) {
-        const char *s;
-        size_t n;
-        int is_text;
-        if ((st = json_scalar(js, &tok[slot[SL_G_SAMPLING]], &s, &n, &is_text)) != NTA_DEC_OK)
-            return st;
-        if (n != 0 && parse_u64(s, n, &rate) != 0)
-            return NTA_DEC_BAD_NUMBER;
-    }
+    const char *s;
+    size_t n;
+    int is_text;
+    if ((st = json_scalar(vals, have, SL_G_SAMPLING, &s, &n, &is_text)) != NTA_DEC_OK)
+        return st;
+    if (n != 0 && parse_u64(s, n, &rate) != 0)
+        return NTA_DEC_BAD_NUMBER;
     if (rate > 1) {
         if (r->bytes > UINT64_MAX / rate || r->packets > UINT64_MAX / rate)
             return NTA_DEC_BAD_NUMBER;
@@ -516,12 +577,10 @@ static nta_decode_status json_goflow2(nta_record *r, const char *js, const jsmnt
     return NTA_DEC_OK;
 }
 
-/* Tokenises once, records where each known key's value is for both
- * readings (plain JSON and goflow2), then interprets the one that applies.
- * fmt is NTA_FMT_JSON, NTA_FMT_GOFLOW2, or NTA_FMT_AUTO to choose by the
- * presence of a goflow2-only key. */
-static nta_decode_status decode_json(nta_format fmt, const char *js, size_t len,
-                                     nta_record *r)
+/* jsmn's reading: whatever jsmn accepts in its strict mode (which still
+ * passes some text that is not JSON, such as a trailing comma), within
+ * JSON_MAX_TOKENS tokens. */
+static nta_decode_status json_tokens(const char *js, size_t len, json_keys *k)
 {
     jsmntok_t tok[JSON_MAX_TOKENS];
     jsmn_parser parser;
@@ -535,26 +594,270 @@ static nta_decode_status decode_json(nta_format fmt, const char *js, size_t len,
         (size_t)tok[0].end != len)
         return NTA_DEC_BAD_JSON;
 
-    int jslot[SL__COUNT] = {0}, gslot[SL__COUNT] = {0};
-    int marker = 0;
     int i = 1;
-    for (int k = 0; k < tok[0].size; k++) {
+    for (int key = 0; key < tok[0].size; key++) {
         if (i + 1 >= ntok || tok[i].type != JSMN_STRING || tok[i].size != 1)
             return NTA_DEC_BAD_JSON;
-        size_t kn = (size_t)(tok[i].end - tok[i].start);
-        const key_def *kd = key_lookup(js + tok[i].start, kn);
+        const key_def *kd = key_lookup(js + tok[i].start, (size_t)(tok[i].end - tok[i].start));
         if (kd != NULL) {
-            jslot[kd->jslot] = i + 1;
-            gslot[kd->gslot] = i + 1;
-            marker |= kd->marker;
+            const jsmntok_t *t = &tok[i + 1];
+            json_val v = {js + t->start, (uint32_t)(t->end - t->start),
+                          t->size != 0                 ? VAL_NESTED
+                          : t->type == JSMN_STRING    ? VAL_STRING
+                          : t->type == JSMN_PRIMITIVE ? VAL_PRIMITIVE
+                                                      : VAL_NESTED};
+            keys_note(k, kd, &v);
         }
         if ((i = nta_json_skip_value(tok, i + 1, ntok)) < 0)
             return NTA_DEC_BAD_JSON;
     }
+    return NTA_DEC_OK;
+}
+
+static int is_json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static const char *skip_space(const char *p, const char *e)
+{
+    while (p < e && is_json_space(*p))
+        p++;
+    return p;
+}
+
+static int is_hex(char c)
+{
+    return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/* Bytes of x that are zero get their high bit set, and so may bytes above
+ * the first zero (a borrow), which is why only the lowest flag is used. */
+static uint64_t zero_bytes(uint64_t x)
+{
+    return (x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull;
+}
+
+/* The closing quote of the string whose inside starts at p, or NULL. It
+ * steps over escapes as jsmn does, so both end the string at the same quote;
+ * a NUL, an unknown escape or a short \u is left to jsmn. Eight bytes at a
+ * time up to the first quote, backslash or NUL: addresses and keys are
+ * mostly shorter than 16 bytes, too short for memchr's call to pay. */
+static const char *scan_string(const char *p, const char *e)
+{
+    for (;;) {
+        while (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && e - p >= 8) {
+            uint64_t x;
+            memcpy(&x, p, 8);
+            uint64_t hit = zero_bytes(x) | zero_bytes(x ^ 0x2222222222222222ull) |
+                           zero_bytes(x ^ 0x5c5c5c5c5c5c5c5cull);
+            if (hit != 0) {
+                p += __builtin_ctzll(hit) / 8; /* the lowest byte is the first */
+                goto special;
+            }
+            p += 8;
+        }
+        while (p < e && *p != '"' && *p != '\\' && *p != '\0')
+            p++;
+        if (p >= e)
+            return NULL;
+    special:
+        if (*p == '"')
+            return p;
+        if (*p == '\0' || e - p < 2)
+            return NULL;
+        switch (*++p) {
+        case '"': case '/': case '\\': case 'b': case 'f': case 'r': case 'n': case 't':
+            break;
+        case 'u':
+            if (e - p < 5 || !is_hex(p[1]) || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]))
+                return NULL;
+            p += 4;
+            break;
+        default:
+            return NULL;
+        }
+        p++;
+    }
+}
+
+/* jsmn's strict mode starts a primitive at these and never at anything else. */
+static int is_primitive_start(char c)
+{
+    return is_digit(c) || c == '-' || c == 't' || c == 'f' || c == 'n';
+}
+
+/* The end of the primitive starting at p, delimited as jsmn's strict mode
+ * does: it runs to the next white space, ',', ']' or '}', and may hold any
+ * other printable ASCII ("1.2.3" and "nope" are primitives to jsmn, and the
+ * field parsers reject them). NULL for one jsmn rejects: any other byte, or
+ * no delimiter before e. */
+static const char *scan_primitive(const char *p, const char *e)
+{
+    while (p < e && is_digit(*p)) /* most are numbers: one test a digit */
+        p++;
+    for (; p < e; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == ',' || c == '}' || c == ']' || is_json_space((char)c))
+            return p;
+        if (c < 32 || c >= 127)
+            return NULL;
+    }
+    return NULL;
+}
+
+/* Deeper nesting than any flow record has; jsmn reads the rest. */
+#define SCAN_MAX_DEPTH 16
+
+/* Steps over the object or array at p (strict JSON, every primitive as
+ * scan_primitive delimits it) and adds its tokens, as jsmn would count them,
+ * to *ntok. Returns the position after it, or NULL to leave it to jsmn. */
+static const char *scan_nested(const char *p, const char *e, int *ntok)
+{
+    char close[SCAN_MAX_DEPTH];
+    int depth = 0;
+    for (;;) {
+        /* p is at a value inside the container close[depth - 1], if any. */
+        char c = *p;
+        (*ntok)++;
+        if (c == '{' || c == '[') {
+            if (depth == SCAN_MAX_DEPTH)
+                return NULL;
+            close[depth++] = c == '{' ? '}' : ']';
+            p = skip_space(p + 1, e);
+            if (p < e && *p == close[depth - 1]) {
+                p++;
+                if (--depth == 0)
+                    return p;
+                goto after_value;
+            }
+            if (c == '[')
+                goto value;
+            goto key;
+        } else if (c == '"') {
+            if ((p = scan_string(p + 1, e)) == NULL)
+                return NULL;
+            p++;
+        } else if (is_primitive_start(c)) {
+            if ((p = scan_primitive(p, e)) == NULL)
+                return NULL;
+        } else {
+            return NULL;
+        }
+    after_value:
+        for (;;) {
+            p = skip_space(p, e);
+            if (p >= e)
+                return NULL;
+            if (*p == ',') {
+                p = skip_space(p + 1, e);
+                if (close[depth - 1] == ']')
+                    goto value;
+                goto key;
+            }
+            if (*p != close[depth - 1])
+                return NULL;
+            p++;
+            if (--depth == 0)
+                return p;
+        }
+    key:
+        if (p >= e || *p != '"' || (p = scan_string(p + 1, e)) == NULL)
+            return NULL;
+        (*ntok)++;
+        p = skip_space(p + 1, e);
+        if (p >= e || *p != ':')
+            return NULL;
+        p = skip_space(p + 1, e);
+    value:
+        if (p >= e)
+            return NULL;
+    }
+}
+
+/* The scanner's reading of the object js[0..len) (js[0] is '{'): strict
+ * JSON, where jsmn would produce the same keys and values, or -1 to leave
+ * the payload to jsmn. What it leaves (a trailing comma, a NUL, more than
+ * JSON_MAX_TOKENS tokens, text after the object, deep nesting) is rare in
+ * flow records, and jsmn either reads it or rejects it. */
+static int json_scan(const char *js, size_t len, json_keys *k)
+{
+    const char *p = js + 1, *e = js + len;
+    int ntok = 1;
+    if (len > INT_MAX)
+        return -1;
+    p = skip_space(p, e);
+    if (p < e && *p == '}')
+        return p + 1 == e ? 0 : -1;
+    for (;;) {
+        if (p >= e || *p != '"')
+            return -1;
+        const char *key = p + 1;
+        if ((p = scan_string(key, e)) == NULL)
+            return -1;
+        const key_def *kd = key_lookup(key, (size_t)(p - key));
+        p = skip_space(p + 1, e);
+        if (p >= e || *p != ':')
+            return -1;
+        p = skip_space(p + 1, e);
+        if (p >= e)
+            return -1;
+        json_val v = {p, 0, VAL_PRIMITIVE};
+        ntok++; /* the key; the value counts its own */
+        if (*p == '"') {
+            ntok++;
+            v.s = p + 1;
+            v.kind = VAL_STRING;
+            if ((p = scan_string(v.s, e)) == NULL)
+                return -1;
+            v.n = (uint32_t)(p - v.s);
+            p++;
+        } else if (*p == '{' || *p == '[') {
+            v.kind = VAL_NESTED;
+            if ((p = scan_nested(p, e, &ntok)) == NULL)
+                return -1;
+        } else {
+            ntok++;
+            if (!is_primitive_start(*p) || (p = scan_primitive(p, e)) == NULL)
+                return -1;
+            v.n = (uint32_t)(p - v.s);
+        }
+        if (ntok > JSON_MAX_TOKENS)
+            return -1;
+        if (kd != NULL)
+            keys_note(k, kd, &v);
+        p = skip_space(p, e);
+        if (p >= e)
+            return -1;
+        if (*p == '}')
+            return p + 1 == e ? 0 : -1;
+        if (*p != ',')
+            return -1;
+        p = skip_space(p + 1, e);
+    }
+}
+
+/* Reads the structure once (scanner, else jsmn), recording where each known
+ * key's value is for both readings, then interprets the one that applies.
+ * fmt is NTA_FMT_JSON, NTA_FMT_GOFLOW2, or NTA_FMT_AUTO to choose by the
+ * presence of a goflow2-only key. */
+static nta_decode_status decode_json(nta_decoder *d, nta_format fmt, const char *js,
+                                     size_t len, nta_record *r)
+{
+    json_keys k;
+    keys_reset(&k);
+    if (d->json_reference || json_scan(js, len, &k) != 0) {
+        if (!d->json_reference)
+            d->json_fallbacks++;
+        keys_reset(&k);
+        nta_decode_status st = json_tokens(js, len, &k);
+        if (st != NTA_DEC_OK)
+            return st;
+    }
     if (fmt == NTA_FMT_AUTO)
-        fmt = marker ? NTA_FMT_GOFLOW2 : NTA_FMT_JSON;
-    return fmt == NTA_FMT_GOFLOW2 ? json_goflow2(r, js, tok, gslot)
-                                  : json_plain(r, js, tok, jslot);
+        fmt = k.marker ? NTA_FMT_GOFLOW2 : NTA_FMT_JSON;
+    return fmt == NTA_FMT_GOFLOW2 ? json_goflow2(r, k.gv, k.ghave)
+                                  : json_plain(r, k.jv, k.jhave);
 }
 
 /* ---- CSV --------------------------------------------------------------- */
@@ -744,13 +1047,13 @@ nta_decode_status nta_decode(nta_decoder *d, const char *payload, size_t len, nt
     switch (d->format) {
     case NTA_FMT_JSON:
     case NTA_FMT_GOFLOW2:
-        return p[0] == '{' ? decode_json(d->format, p, len, out) : NTA_DEC_BAD_JSON;
+        return p[0] == '{' ? decode_json(d, d->format, p, len, out) : NTA_DEC_BAD_JSON;
     case NTA_FMT_CSV:
         return decode_csv(d, p, len, out);
     case NTA_FMT_AUTO: {
         unsigned char c = (unsigned char)p[0];
         if (c == '{')
-            return decode_json(NTA_FMT_AUTO, p, len, out);
+            return decode_json(d, NTA_FMT_AUTO, p, len, out);
         if (c == '[')
             return NTA_DEC_BAD_JSON;
         /* Control bytes or non-ASCII cannot start a CSV line of ours: this is

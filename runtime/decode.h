@@ -49,6 +49,14 @@ typedef struct nta_decoder {
     int ncols;
     int cols_from_header; /* the column map was learned from a header line */
     int cols_configured;  /* set by nta_decoder_set_columns: headers never override it */
+    /* JSON objects are read by a single-pass scanner, and by jsmn only when
+     * the scanner leaves one to it (text jsmn tolerates but JSON does not,
+     * a NUL, unusual escapes, deep nesting, jsmn's token limit), with the
+     * same result either way; json_fallbacks counts those. json_reference
+     * = 1 sends every object to jsmn: the tests, the fuzz target and
+     * bench/decode_bench.c compare the two readings with it. */
+    int json_reference;
+    uint64_t json_fallbacks;
 } nta_decoder;
 
 /* CSV pseudo-field for the event-time column. */

@@ -3,7 +3,12 @@
  * Expected values are written out by hand (epoch times were checked with
  * `date -u -d ... +%s`), never computed with the code under test. Every
  * payload is copied into a heap buffer of exactly its length, with no NUL
- * after it, so that ASan reports any read past the end. */
+ * after it, so that ASan reports any read past the end.
+ *
+ * JSON objects have two readers, the single-pass scanner and jsmn (the
+ * decoder's json_reference switch), which must agree on every input: the
+ * malformed table, the robustness tests and test_json_readers_agree decode
+ * each input with both and compare status and record. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -44,6 +49,29 @@ static nta_decode_status decode_as(nta_format f, const char *s, nta_record *r)
     nta_decoder d;
     nta_decoder_init(&d, f);
     return decode_with(&d, s, r);
+}
+
+/* Decodes s with d, and with a copy of d that sends JSON to jsmn, and fails
+ * unless both give the same status, record and decoder state (a CSV header
+ * is learned alike). Returns the status; *fell_back says whether the scanner
+ * left s to jsmn. */
+static nta_decode_status decode_both(nta_decoder *d, const char *s, size_t n, nta_record *r,
+                                     int *fell_back)
+{
+    nta_decoder ref = *d;
+    ref.json_reference = 1;
+    uint64_t before = d->json_fallbacks;
+    nta_record rr;
+    nta_decode_status st = decode_n(d, s, n, r);
+    nta_decode_status rst = decode_n(&ref, s, n, &rr);
+    if (st != rst || memcmp(r, &rr, sizeof rr) != 0 || d->ncols != ref.ncols ||
+        memcmp(d->cols, ref.cols, sizeof d->cols) != 0)
+        fail_msg("readers differ on \"%.*s\" (%s): scanner %s, jsmn %s%s", (int)n, s,
+                 nta_format_name(d->format), nta_decode_status_name(st),
+                 nta_decode_status_name(rst), st == rst ? ", records differ" : "");
+    if (fell_back != NULL)
+        *fell_back = d->json_fallbacks != before;
+    return st;
 }
 
 static void assert_v4(const nta_addr *a, int b0, int b1, int b2, int b3)
@@ -915,7 +943,7 @@ static void test_malformed_table(void **state)
         nta_decoder d;
         nta_decoder_init(&d, bad_cases[i].fmt);
         const char *in = bad_cases[i].in;
-        nta_decode_status st = decode_with(&d, in, &r);
+        nta_decode_status st = decode_both(&d, in, strlen(in), &r, NULL);
         if (st != bad_cases[i].want) {
             print_error("case %zu (%s) \"%s\": got %s, want %s\n", i,
                         nta_format_name(bad_cases[i].fmt), in, nta_decode_status_name(st),
@@ -976,6 +1004,187 @@ static void test_embedded_nul(void **state)
     assert_int_equal(decode_n(&d, csv, sizeof csv - 1, &r), NTA_DEC_BAD_ADDRESS);
 }
 
+/* ---- the two JSON readers ---------------------------------------------------- */
+
+typedef struct agree_case {
+    const char *in;
+    int scanned; /* 1: the scanner must read it itself, not leave it to jsmn */
+} agree_case;
+
+static const agree_case agree_cases[] = {
+    /* the shapes of README and scripts/gen_traffic.lua */
+    {json_full, 1},
+    {goflow2_v1, 1},
+    {goflow2_v2, 1},
+    {"{\"ts\":1700000000123,\"src_ip\":\"10.0.15.110\",\"dst_ip\":\"214.23.249.197\","
+     "\"src_port\":57551,\"dst_port\":80,\"proto\":6,\"bytes\":1717,\"packets\":21,"
+     "\"tcp_flags\":27}",
+     1},
+    {"{\"timestamp\":1700000000,\"source_ip\":\"1.2.3.4\",\"destination_ip\":\"5.6.7.8\","
+     "\"protocol\":\"UDP\",\"bytes_sent\":99}",
+     1},
+    {" {\"src_ip\" : \"1.2.3.4\" ,\n \"dst_ip\":\"5.6.7.8\",\t\"bytes\" : 3 } ", 1},
+    {"{\"src_ip\":\"2001:db8::1\",\"dst_ip\":\"::ffff:10.0.0.1\",\"ts\":\"2023-11-14T22:13:20Z\"}",
+     1},
+    {"{}", 1},
+    {"{ }", 1},
+    /* nested values and literals under keys we do not read */
+    {"{\"meta\":{\"a\":[1,2,{\"b\":\"}]\"}],\"c\":{}},\"src_ip\":\"1.2.3.4\","
+     "\"tags\":[\"x\",[\"y\"]],\"dst_ip\":\"5.6.7.8\",\"note\":\"he said \\\"bytes\\\": 5\","
+     "\"ok\":true,\"no\":false,\"nil\":null,\"f\":-1.5e3,\"bytes\":7,\"empty\":[],\"\":1}",
+     1},
+    {"{" SRC_DST ",\"a\":[ ],\"b\":{ },\"c\":[ [ ] , { } ],\"d\":{\"e\" : [ 1 , \"2\" ] }}", 1},
+    /* nested values under keys we read */
+    {"{\"src_ip\":{\"a\":1},\"dst_ip\":\"5.6.7.8\"}", 1},
+    {"{" SRC_DST ",\"bytes\":[1]}", 1},
+    {"{" SRC_DST ",\"ts\":{}}", 1},
+    {"{" SRC_DST ",\"sampling_rate\":[],\"src_addr\":\"1.1.1.1\",\"dst_addr\":\"2.2.2.2\"}", 1},
+    /* duplicate keys: the last one counts, also across aliases */
+    {"{" SRC_DST ",\"bytes\":5,\"bytes\":7}", 1},
+    {"{" SRC_DST ",\"bytes\":5,\"bytes\":null}", 1},
+    {"{" SRC_DST ",\"bytes\":5,\"bytes\":\"\"}", 1},
+    {"{\"bytes\":[1]," SRC_DST ",\"bytes\":2}", 1},
+    {"{" SRC_DST ",\"bytes\":2,\"bytes\":{}}", 1},
+    {"{\"src\":\"1.1.1.1\",\"src_ip\":\"2.2.2.2\",\"dst\":\"3.3.3.3\",\"source_ip\":\"x\"}", 1},
+    {"{\"src_ip\":\"x\",\"src_ip\":\"1.2.3.4\",\"dst_ip\":\"5.6.7.8\"}", 1},
+    {"{" G_ADDRS ",\"time_flow_end_ns\":1,\"time_flow_end_ns\":0,\"TimeReceived\":1700000000}", 1},
+    /* wrong types */
+    {"{" SRC_DST ",\"bytes\":\"abc\"}", 1},
+    {"{" SRC_DST ",\"bytes\":true}", 1},
+    {"{\"src_ip\":1,\"dst_ip\":\"5.6.7.8\"}", 1},
+    {"{\"src_ip\":null,\"dst_ip\":\"5.6.7.8\"}", 1},
+    {"{" SRC_DST ",\"proto\":\"tcp \"}", 1},
+    {"{" SRC_DST ",\"ts\":true}", 1},
+    {"{" SRC_DST ",\"tcp_flags\":\"SA\",\"proto\":false}", 1},
+    {"{" G_ADDRS ",\"sampling_rate\":\"7\",\"bytes\":3}", 1},
+    /* huge numbers */
+    {"{" SRC_DST ",\"bytes\":18446744073709551615}", 1},
+    {"{" SRC_DST ",\"bytes\":18446744073709551616}", 1},
+    {"{" SRC_DST ",\"bytes\":1e400,\"x\":-1e-400}", 1},
+    {"{" SRC_DST ",\"ts\":99999999999999999999}", 1},
+    {"{" SRC_DST ",\"src_port\":99999999999999999999999999999}", 1},
+    {"{" G_ADDRS ",\"bytes\":9223372036854775808,\"sampling_rate\":2}", 1},
+    /* text jsmn takes for a primitive, which the field parsers then judge */
+    {"{" SRC_DST ",\"x\":nope,\"y\":-,\"z\":1.2.3}", 1},
+    {"{" SRC_DST ",\"bytes\":1:2}", 1},
+    {"{" SRC_DST ",\"bytes\":12\"3\"}", 1},
+    {"{" SRC_DST ",\"proto\":tcp}", 1},
+    /* escapes are not decoded: values and keys are compared as written */
+    {"{\"src_ip\":\"\\u0031.2.3.4\",\"dst_ip\":\"5.6.7.8\"}", 1},
+    {"{\"src\\u005fip\":\"1.2.3.4\",\"dst_ip\":\"5.6.7.8\"}", 1},
+    {"{" SRC_DST ",\"note\":\"\\u00e9\\uD83D\\uDE00\\/\\b\\f\\n\\r\\t\\\\\"}", 1},
+    {"{\"src_ip\":\"1.2.3.4\\\"\",\"dst_ip\":\"5.6.7.8\"}", 1},
+    {"{" SRC_DST ",\"note\":\"h\xc3\xa9llo\",\"raw\":\"a\tb\x01\"}", 1},
+    {"{" SRC_DST ",\"bytes\":\"\\u12\"}", 0},
+    {"{" SRC_DST ",\"bytes\":\"\\x\"}", 0},
+    {"{" SRC_DST ",\"note\":\"\\", 0},
+    /* what jsmn tolerates and JSON does not: left to jsmn */
+    {"{" SRC_DST ",}", 0},
+    {"{," SRC_DST "}", 0},
+    {"{" SRC_DST ",,\"bytes\":1}", 0},
+    {"{\"src_ip\"::\"1.2.3.4\",\"dst_ip\":\"5.6.7.8\"}", 0},
+    {"{\"src_ip\":\"1.2.3.4\" \"dst_ip\":\"5.6.7.8\"}", 0},
+    {"{\"src_ip\":\"1.2.3.4\",\"dst_ip\":\"5.6.7.8\":1}", 0},
+    {"{" SRC_DST ",\"a\":[1,2,]}", 0},
+    {"{" SRC_DST ",\"a\":{\"b\":1,}}", 0},
+    {"{" SRC_DST ",\"a\":{\"b\"}}", 0},
+    {"{" SRC_DST ",\"a\":{1}}", 0},
+    {"{" SRC_DST ",\"x\":hello}", 0},
+    {"{" SRC_DST ",\"x\":+1}", 0},
+    /* broken */
+    {"{" SRC_DST, 0},
+    {"{" SRC_DST "} x", 0},
+    {"{" SRC_DST "}}", 0},
+    {"{" SRC_DST ",\"a\":[1,2}", 0},
+    {"{" SRC_DST ",\"a\":{\"b\":1]}", 0},
+    {"{" SRC_DST ",\"a\":[[[", 0},
+    {"{" SRC_DST ",\"bytes\":\"abc}", 0},
+    {"{" SRC_DST ",\"x\":\"", 0},
+    {"{" SRC_DST ",\"x\":", 0},
+    {"{\"src_ip\"", 0},
+    {"{\"", 0},
+    {"{", 0},
+};
+
+static void test_json_readers_agree(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof agree_cases / sizeof agree_cases[0]; i++) {
+        const char *in = agree_cases[i].in;
+        size_t len = strlen(in);
+        for (int f = NTA_FMT_AUTO; f <= NTA_FMT_GOFLOW2; f++) {
+            if (f == NTA_FMT_CSV)
+                continue;
+            nta_decoder d;
+            nta_record r;
+            int fell_back;
+            nta_decoder_init(&d, (nta_format)f);
+            decode_both(&d, in, len, &r, &fell_back);
+            if (agree_cases[i].scanned && fell_back)
+                fail_msg("case %zu \"%s\" (%s): left to jsmn", i, in, nta_format_name(d.format));
+            /* Every cut of it too: truncation mid-token, mid-escape, mid-nesting. */
+            for (size_t n = 0; n < len; n++)
+                decode_both(&d, in, n, &r, NULL);
+        }
+    }
+}
+
+static void test_json_readers_agree_nul(void **state)
+{
+    (void)state;
+#define NUL_CASE(text) {text, sizeof text - 1}
+    static const struct {
+        const char *in;
+        size_t n;
+    } cases[] = {
+        NUL_CASE("{\"src_ip\":\"1.2.3.4\",\"dst_ip\":\"5.6.7.8\",\"x\":\"a\0b\"}"),
+        NUL_CASE("{\"src_ip\":\"1.2.3.4\",\0\"dst_ip\":\"5.6.7.8\"}"),
+        NUL_CASE("{\"src_ip\":\"1.2.3.4\",\"dst_ip\":\"5.6.7.8\"}\0{}"),
+        NUL_CASE("{\"src_ip\":\"1.2.3.4\",\"dst_ip\":\"5.6.7.8\",\"bytes\":1\0}"),
+        NUL_CASE("{\"src_ip\":\"1.2.3.4\",\"dst_ip\":\"5.6.7.8\",\"a\":[1,\0]}"),
+    };
+#undef NUL_CASE
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        nta_decoder d;
+        nta_record r;
+        nta_decoder_init(&d, NTA_FMT_AUTO);
+        assert_int_equal(decode_both(&d, cases[i].in, cases[i].n, &r, NULL), NTA_DEC_BAD_JSON);
+    }
+}
+
+/* jsmn has JSON_MAX_TOKENS (256) tokens: an object, each key, each value,
+ * and inside a nested value each container, key and scalar. The scanner
+ * must count them alike, or it would accept what jsmn rejects. */
+static void test_json_token_budget_nested(void **state)
+{
+    (void)state;
+    char buf[4096];
+    /* 1 object + 4 for the addresses + key "a" + array = 7, plus one per element. */
+    for (int elems = 245; elems <= 252; elems++) {
+        for (int shape = 0; shape < 3; shape++) {
+            size_t n = (size_t)snprintf(buf, sizeof buf, "{" SRC_DST ",\"a\":[");
+            int left = elems;
+            if (shape == 1) { /* one element is {"k":1}: three tokens */
+                n += (size_t)snprintf(buf + n, sizeof buf - n, "{\"k\":1}%s", left > 3 ? "," : "");
+                left -= 3;
+            } else if (shape == 2) { /* one is ["s"]: two tokens */
+                n += (size_t)snprintf(buf + n, sizeof buf - n, "[\"s\"]%s", left > 2 ? "," : "");
+                left -= 2;
+            }
+            for (int i = 0; i < left; i++)
+                n += (size_t)snprintf(buf + n, sizeof buf - n, i ? ",%d" : "%d", i);
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "]}");
+            nta_decoder d;
+            nta_record r;
+            int fell_back;
+            nta_decoder_init(&d, NTA_FMT_JSON);
+            nta_decode_status st = decode_both(&d, buf, n, &r, &fell_back);
+            assert_int_equal(st, 7 + elems <= 256 ? NTA_DEC_OK : NTA_DEC_BAD_JSON);
+            assert_int_equal(fell_back, 7 + elems > 256);
+        }
+    }
+}
+
 /* ---- robustness ------------------------------------------------------------ */
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -992,7 +1201,7 @@ static uint64_t rng(void)
 static void check_decode(nta_decoder *d, const char *s, size_t n)
 {
     nta_record r;
-    nta_decode_status st = decode_n(d, s, n, &r);
+    nta_decode_status st = decode_both(d, s, n, &r, NULL);
     assert_in_range(st, NTA_DEC_OK, NTA_DEC__COUNT - 1);
     if (st == NTA_DEC_OK)
         assert_int_equal(r.present & ADDRS, ADDRS);
@@ -1090,6 +1299,9 @@ int main(void)
         cmocka_unit_test(test_csv_too_many_columns),
         cmocka_unit_test(test_malformed_table),
         cmocka_unit_test(test_embedded_nul),
+        cmocka_unit_test(test_json_readers_agree),
+        cmocka_unit_test(test_json_readers_agree_nul),
+        cmocka_unit_test(test_json_token_budget_nested),
         cmocka_unit_test(test_robust_prefixes_and_mutations),
         cmocka_unit_test(test_robust_random),
     };
