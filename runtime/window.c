@@ -26,10 +26,9 @@ static inline uint64_t hash_bytes(const void *data, size_t len)
 #define WM_LIMIT ((int64_t)1 << 62)
 #define SIZE_LIMIT ((int64_t)1 << 40)
 
-/* A pane table's entry numbers are 32-bit and its slots kept at most half full. */
+/* A pane table's positions are 32-bit and it is kept at most half full. */
 #define TABLE_KEYS_LIMIT ((uint32_t)1 << 30)
-#define TABLE_MIN_SLOTS 16u
-#define TABLE_MIN_ENTS 8u
+#define TABLE_MIN_CAP 16u
 
 /* Freed panes kept for reuse with their slot and entry arrays, so that the
  * steady state (one pane opens as one closes) allocates nothing. */
@@ -41,8 +40,6 @@ static inline uint64_t hash_bytes(const void *data, size_t len)
 /* Counters of a top-k summary when the spec leaves it open: 4k, and at
  * least 64 so that the error bound (total / capacity) stays under 2%. */
 #define TOPK_MIN_DEFAULT_CAPACITY 64
-
-#define NOMEM UINT32_MAX
 
 /* Entries of final panes merged ahead per added record (merge_ahead): one
  * is enough to finish a window of N keys per pane within the first N * z
@@ -71,22 +68,24 @@ typedef struct pool {
 
 /* A hash table of keys with their aggregate state: one per pane, plus the
  * window's merge table. Entries are stored flat, ew words each:
- *   [0] key hash, [1 .. kw] key bytes, [kw+1] count, then the aggs, agg j
- *   at word aoff[j] (one word, or HLL_WORDS for distinct).
- * Entry 0 is the overflow bucket "(other)": never in the slots, used once
- * the table holds max_keys keys. Entries with count 0 hold no data (the
- * unused overflow bucket, or a key whose sketch could not be allocated).
- * A slot holds the entry number + 1 in its low half (0 = empty) and the
- * high half of the key hash, so that a probe that meets another key is
- * told apart without loading that key's entry. */
+ *   [0] key hash (never 0), [1 .. kw] key bytes, [kw+1] count, then the
+ *   aggs, agg j at word aoff[j] (one word, or HLL_WORDS for distinct).
+ * The entries are the open-addressing table itself (linear probing from
+ * hash & (cap - 1), word 0 == 0 marks a free place), so that finding a key
+ * costs one memory access where a separate slot array would cost two;
+ * `order` lists their places in insertion order, which is the order of
+ * results. Entry number 0 is the overflow bucket "(other)", kept at place
+ * cap outside the probed range and used once the table holds max_keys
+ * keys; entry number i >= 1 is at place order[i - 1]. Entries with count 0
+ * hold no data (the unused overflow bucket, or a key whose sketch could not
+ * be allocated). */
 typedef struct table {
-    int64_t idx;     /* pane number: the pane covers [idx*g, idx*g + g) */
-    uint64_t *slots; /* linear probing from hash & (cap - 1) */
-    uint32_t cap;    /* slots, a power of two, at least twice n */
-    uint32_t n;      /* entries in use, the overflow bucket included */
-    uint32_t live;   /* entries with count > 0 (open_keys accounting) */
-    uint32_t ent_cap;
-    word *ents;
+    int64_t idx;      /* pane number: the pane covers [idx*g, idx*g + g) */
+    word *ents;       /* cap + 1 entries */
+    uint32_t *order;  /* cap / 2 places */
+    uint32_t cap;     /* a power of two, at least twice n */
+    uint32_t n;       /* entries in use, the overflow bucket included */
+    uint32_t live;    /* entries with count > 0 (open_keys accounting) */
 } table;
 
 struct nta_window {
@@ -113,7 +112,7 @@ struct nta_window {
     size_t npane_pool;
     pool topks, qsketches;
 
-    table merge; /* slots == NULL until a window first spans two panes */
+    table merge; /* ents == NULL until a window first spans two panes */
 
     /* The merge of the next sliding window, done ahead. Once a window is
      * emitted, the panes the next one shares with it can no longer change
@@ -426,9 +425,15 @@ static size_t sketch_bytes(nta_agg_kind k, word x)
 
 /* ---- tables ---- */
 
+static inline word *at(const nta_window *w, const table *t, uint32_t place)
+{
+    return t->ents + (size_t)place * w->ew;
+}
+
+/* Entry number i, in insertion order; 0 is the overflow bucket. */
 static inline word *entry(const nta_window *w, const table *t, uint32_t i)
 {
-    return t->ents + (size_t)i * w->ew;
+    return at(w, t, i == 0 ? t->cap : t->order[i - 1]);
 }
 
 static inline word *count_of(const nta_window *w, word *e)
@@ -499,19 +504,28 @@ static void release_sketches(nta_window *w, table *t)
 
 static const word no_key[2 * NTA_WINDOW_MAX_KEYS];
 
-static int table_init(const nta_window *w, table *t)
+/* Arrays for a table of cap places, every place free. */
+static int table_alloc(const nta_window *w, table *t, uint32_t cap)
 {
-    t->slots = calloc(TABLE_MIN_SLOTS, sizeof *t->slots);
-    t->ents = malloc((size_t)TABLE_MIN_ENTS * w->ew * sizeof *t->ents);
-    if (t->slots == NULL || t->ents == NULL) {
-        free(t->slots);
-        free(t->ents);
-        t->slots = NULL;
-        t->ents = NULL;
+    word *ents = malloc(((size_t)cap + 1) * w->ew * sizeof *ents);
+    uint32_t *order = malloc((size_t)cap / 2 * sizeof *order);
+    if (ents == NULL || order == NULL) {
+        free(ents);
+        free(order);
         return -1;
     }
-    t->cap = TABLE_MIN_SLOTS;
-    t->ent_cap = TABLE_MIN_ENTS;
+    for (uint32_t p = 0; p < cap; p++)
+        ents[(size_t)p * w->ew].u = 0;
+    t->ents = ents;
+    t->order = order;
+    t->cap = cap;
+    return 0;
+}
+
+static int table_init(const nta_window *w, table *t)
+{
+    if (table_alloc(w, t, TABLE_MIN_CAP) != 0)
+        return -1;
     t->n = 1;
     t->live = 0;
     entry_init(w, entry(w, t, 0), 0, no_key);
@@ -522,7 +536,8 @@ static int table_init(const nta_window *w, table *t)
 static void table_reset(nta_window *w, table *t)
 {
     release_sketches(w, t);
-    memset(t->slots, 0, (size_t)t->cap * sizeof *t->slots);
+    for (uint32_t i = 1; i < t->n; i++)
+        entry(w, t, i)[0].u = 0;
     t->n = 1;
     t->live = 0;
     entry_init(w, entry(w, t, 0), 0, no_key);
@@ -531,45 +546,41 @@ static void table_reset(nta_window *w, table *t)
 static void table_free_arrays(nta_window *w, table *t)
 {
     release_sketches(w, t);
-    free(t->slots);
     free(t->ents);
-    t->slots = NULL;
+    free(t->order);
     t->ents = NULL;
+    t->order = NULL;
 }
 
-static inline uint64_t slot_of(uint64_t hash, uint32_t i)
+/* The first free place from hash's, in a table with one. */
+static inline uint32_t free_place(const nta_window *w, const table *t, uint64_t hash)
 {
-    return (hash & 0xffffffff00000000u) | (i + 1);
+    uint32_t mask = t->cap - 1;
+    uint32_t p = (uint32_t)hash & mask;
+    while (at(w, t, p)[0].u != 0)
+        p = (p + 1) & mask;
+    return p;
 }
 
-static int grow_slots(const nta_window *w, table *t)
+/* Moves the entries into twice the places, keeping their order. Entries
+ * are plain words (an HLL holds no pointer into itself), so memcpy moves
+ * them. */
+static int table_grow(const nta_window *w, table *t)
 {
-    uint32_t cap = t->cap * 2;
-    uint64_t *slots = calloc(cap, sizeof *slots);
-    if (slots == NULL)
+    table g = *t;
+    if (table_alloc(w, &g, t->cap * 2) != 0)
         return -1;
-    uint32_t mask = cap - 1;
+    size_t bytes = w->ew * sizeof(word);
     for (uint32_t i = 1; i < t->n; i++) {
-        uint64_t hash = entry(w, t, i)[0].u;
-        uint32_t pos = (uint32_t)hash & mask;
-        while (slots[pos] != 0)
-            pos = (pos + 1) & mask;
-        slots[pos] = slot_of(hash, i);
+        const word *e = entry(w, t, i);
+        uint32_t p = free_place(w, &g, e[0].u);
+        memcpy(at(w, &g, p), e, bytes);
+        g.order[i - 1] = p;
     }
-    free(t->slots);
-    t->slots = slots;
-    t->cap = cap;
-    return 0;
-}
-
-static int grow_ents(const nta_window *w, table *t)
-{
-    uint32_t cap = t->ent_cap * 2;
-    word *ents = realloc(t->ents, (size_t)cap * w->ew * sizeof *ents);
-    if (ents == NULL)
-        return -1;
-    t->ents = ents;
-    t->ent_cap = cap;
+    memcpy(entry(w, &g, 0), entry(w, t, 0), bytes);
+    free(t->ents);
+    free(t->order);
+    *t = g;
     return 0;
 }
 
@@ -581,52 +592,52 @@ static inline int key_eq(const word *a, const word *b, uint32_t kw)
     return 1;
 }
 
-/* The entry number for key, or NOMEM if t does not hold it; then *end is
- * the empty slot where it would go. */
-static inline uint32_t table_probe(const nta_window *w, const table *t, const word *key,
-                                   uint64_t hash, uint32_t *end)
+/* Keys hash to any value, but word 0 == 0 marks a free place. */
+static inline uint64_t stored_hash(uint64_t hash)
 {
-    uint32_t mask = t->cap - 1;
-    uint32_t pos = (uint32_t)hash & mask;
-    uint32_t tag = (uint32_t)(hash >> 32);
-    for (uint64_t s; (s = t->slots[pos]) != 0; pos = (pos + 1) & mask) {
-        if ((uint32_t)(s >> 32) != tag)
-            continue;
-        uint32_t i = (uint32_t)s - 1;
-        const word *e = entry(w, t, i);
-        if (e[0].u == hash && key_eq(e + 1, key, w->kw))
-            return i;
-    }
-    *end = pos;
-    return NOMEM;
+    return hash != 0 ? hash : 1;
 }
 
-/* The entry number for key, inserting a fresh entry (count 0) if the key is
- * new. With limited set, a new key in a table already holding max_keys keys
- * gets 0, the overflow bucket. NOMEM if an array could not grow. */
-static uint32_t table_find(nta_window *w, table *t, const word *key, uint64_t hash,
-                           int limited)
+/* The entry of key (whose stored_hash is hash), or NULL if t does not hold
+ * it; then *end is the free place where it would go. */
+static inline word *table_probe(const nta_window *w, const table *t, const word *key,
+                                uint64_t hash, uint32_t *end)
 {
-    uint32_t pos = 0;
-    uint32_t found = table_probe(w, t, key, hash, &pos);
-    if (found != NOMEM)
+    uint32_t mask = t->cap - 1;
+    uint32_t p = (uint32_t)hash & mask;
+    for (;; p = (p + 1) & mask) {
+        word *e = at(w, t, p);
+        if (e[0].u == hash && key_eq(e + 1, key, w->kw))
+            return e;
+        if (e[0].u == 0)
+            break;
+    }
+    *end = p;
+    return NULL;
+}
+
+/* The entry of key (whose stored_hash is hash), inserting a fresh one
+ * (count 0) if the key is new. With limited set, a new key in a table
+ * already holding max_keys keys gets the overflow bucket. NULL if the table
+ * could not grow. */
+static word *table_find(nta_window *w, table *t, const word *key, uint64_t hash, int limited)
+{
+    uint32_t p = 0;
+    word *found = table_probe(w, t, key, hash, &p);
+    if (found != NULL)
         return found;
     if (t->n - 1 >= (limited ? w->max_keys : TABLE_KEYS_LIMIT))
-        return limited ? 0 : NOMEM;
-    if (t->n == t->ent_cap && grow_ents(w, t) != 0)
-        return NOMEM;
+        return limited ? entry(w, t, 0) : NULL;
     if ((t->n + 1) * 2 > t->cap) {
-        if (grow_slots(w, t) != 0)
-            return NOMEM;
-        uint32_t mask = t->cap - 1;
-        pos = (uint32_t)hash & mask;
-        while (t->slots[pos] != 0)
-            pos = (pos + 1) & mask;
+        if (table_grow(w, t) != 0)
+            return NULL;
+        p = free_place(w, t, hash);
     }
-    uint32_t i = t->n++;
-    t->slots[pos] = slot_of(hash, i);
-    entry_init(w, entry(w, t, i), hash, key);
-    return i;
+    t->order[t->n - 1] = p;
+    t->n++;
+    word *e = at(w, t, p);
+    entry_init(w, e, hash, key);
+    return e;
 }
 
 /* ---- panes ---- */
@@ -749,7 +760,7 @@ static void free_pools(nta_window *w)
         table_free_arrays(w, t);
         free(t);
     }
-    if (w->merge.slots != NULL)
+    if (w->merge.ents != NULL)
         table_free_arrays(w, &w->merge);
     w->ahead_k = INT64_MIN;
     w->ahead_more = 0;
@@ -863,11 +874,10 @@ int nta_window_add(nta_window *w, const nta_record *r)
 
     word key[2 * NTA_WINDOW_MAX_KEYS];
     make_key(w, r, key);
-    uint64_t hash = key_hash(key, w->kw);
-    uint32_t i = table_find(w, t, key, hash, 1);
-    if (i == NOMEM)
+    uint64_t hash = stored_hash(key_hash(key, w->kw));
+    word *e = table_find(w, t, key, hash, 1);
+    if (e == NULL)
         return -1;
-    word *e = entry(w, t, i);
     word *cnt = count_of(w, e);
     if (cnt->u == 0) {
         if (ensure_sketches(w, e) != 0)
@@ -875,7 +885,7 @@ int nta_window_add(nta_window *w, const nta_record *r)
         t->live++;
         w->st.open_keys++;
     }
-    if (i == 0)
+    if (e == entry(w, t, 0))
         w->st.overflow++;
     cnt->u++;
     for (int j = 0; j < w->spec.naggs; j++) {
@@ -1053,11 +1063,9 @@ static void merge_entry(nta_window *w, table *t, uint32_t i)
     if (count_of(w, e)->u == 0)
         return;
     table *m = &w->merge;
-    uint32_t d = i == 0 ? 0 : table_find(w, m, e + 1, e[0].u, 0);
+    word *d = i == 0 ? NULL : table_find(w, m, e + 1, e[0].u, 0);
     /* Out of memory: the key's totals still count, in "(other)". */
-    if (d == NOMEM)
-        d = 0;
-    combine(w, entry(w, m, d), e);
+    combine(w, d != NULL ? d : entry(w, m, 0), e);
 }
 
 /* Merges the panes of window ahead_k numbered below `below` into the merge
@@ -1093,7 +1101,7 @@ static int merge_ahead(nta_window *w, uint32_t budget, int64_t below)
 /* Empties the merge table of whatever window it was merging. */
 static void cancel_ahead(nta_window *w)
 {
-    if (w->ahead_k != INT64_MIN && w->merge.slots != NULL)
+    if (w->ahead_k != INT64_MIN && w->merge.ents != NULL)
         table_reset(w, &w->merge);
     w->ahead_k = INT64_MIN;
     w->ahead_more = 0;
@@ -1102,7 +1110,7 @@ static void cancel_ahead(nta_window *w)
 /* Starts merging window k into the (empty) merge table. */
 static int start_ahead(nta_window *w, int64_t k)
 {
-    if (w->merge.slots == NULL && table_init(w, &w->merge) != 0)
+    if (w->merge.ents == NULL && table_init(w, &w->merge) != 0)
         return -1;
     w->ahead_k = k;
     w->ahead_pane = INT64_MIN;
@@ -1128,9 +1136,10 @@ static size_t emit_merged(nta_window *w, table *last, int64_t start, int64_t end
         word *d = entry(w, m, i);
         if (count_of(w, d)->u == 0)
             continue;
-        uint32_t pos, j = table_probe(w, last, d + 1, d[0].u, &pos);
-        if (j != NOMEM && count_of(w, entry(w, last, j))->u > 0)
-            combine(w, d, entry(w, last, j));
+        uint32_t p;
+        word *e = table_probe(w, last, d + 1, d[0].u, &p);
+        if (e != NULL && count_of(w, e)->u > 0)
+            combine(w, d, e);
         emit_entry(w, d, 0, &res, fn, ctx);
         n++;
     }
@@ -1139,13 +1148,13 @@ static size_t emit_merged(nta_window *w, table *last, int64_t start, int64_t end
         if (count_of(w, e)->u == 0)
             continue;
         uint32_t before = m->n;
-        uint32_t d = table_find(w, m, e + 1, e[0].u, 0);
-        if (d == NOMEM) {
+        word *d = table_find(w, m, e + 1, e[0].u, 0);
+        if (d == NULL) {
             /* Out of memory: the key's totals still count, in "(other)". */
             combine(w, entry(w, m, 0), e);
         } else if (m->n > before) {
-            combine(w, entry(w, m, d), e);
-            emit_entry(w, entry(w, m, d), 0, &res, fn, ctx);
+            combine(w, d, e);
+            emit_entry(w, d, 0, &res, fn, ctx);
             n++;
         }
     }
@@ -1268,7 +1277,7 @@ size_t nta_window_flush(nta_window *w, nta_emit_fn fn, void *ctx)
 
 static size_t table_bytes(const nta_window *w, const table *t)
 {
-    size_t b = (size_t)t->cap * sizeof *t->slots + (size_t)t->ent_cap * w->ew * sizeof(word);
+    size_t b = ((size_t)t->cap + 1) * w->ew * sizeof(word) + (size_t)t->cap / 2 * sizeof *t->order;
     if (w->has_sketch || w->has_hll) {
         for (uint32_t i = 0; i < t->n; i++) {
             word *e = entry(w, t, i);
@@ -1295,7 +1304,7 @@ void nta_window_get_stats(const nta_window *w, nta_window_stats *out)
         b += sizeof(table) + table_bytes(w, w->panes[i]);
     for (size_t i = 0; i < w->npane_pool; i++)
         b += sizeof(table) + table_bytes(w, w->pane_pool[i]);
-    if (w->merge.slots != NULL)
+    if (w->merge.ents != NULL)
         b += table_bytes(w, &w->merge);
     for (size_t i = 0; i < w->topks.n; i++)
         b += nta_topk_bytes(w->topks.v[i]);
