@@ -30,7 +30,8 @@ typedef struct dense {
 
 /* Sparse form (dense == 0): the exact non-zero hashes, in inl[0 .. n) while
  * cap == 0, then in an open-addressing set of cap slots on the heap (linear
- * probing, 0 marks an empty slot); the hash 0 itself is kept in has_zero. */
+ * probing, 0 marks an empty slot); the hash 0 itself is kept in has_zero.
+ * With the hashes on the heap, inl is a cache (recent_slot). */
 
 uint64_t nta_hash64(const void *data, size_t len)
 {
@@ -157,53 +158,80 @@ static int set_resize(nta_hll *h, uint32_t cap)
     return 0;
 }
 
-/* Adds a non-zero hash to a sparse counter. */
-static void sparse_add(nta_hll *h, uint64_t hash)
+/* Adds a non-zero hash to a sparse counter. Returns 1 if h holds it
+ * after (0 only when memory ran out). */
+static int sparse_add(nta_hll *h, uint64_t hash)
 {
     if (h->cap == 0) {
         for (uint32_t i = 0; i < h->n; i++)
             if (h->inl[i] == hash)
-                return;
+                return 1;
         if (h->n < NTA_HLL_INLINE) {
             h->inl[h->n++] = hash;
-            return;
+            return 1;
         }
         if (set_resize(h, HLL_SET_MIN_CAP) != 0)
-            return;
+            return 0;
         set_put(h->heap, h->cap, hash);
         h->n++;
-        return;
+        return 1;
     }
     uint64_t *set = h->heap;
     uint32_t mask = (uint32_t)h->cap - 1;
     uint32_t i = (uint32_t)hash & mask;
     for (; set[i] != 0; i = (i + 1) & mask)
         if (set[i] == hash)
-            return;
+            return 1;
     /* New hash: keep the load at or under 3/4 so probes stay short. */
     if ((h->n + 1) * 4 > (uint32_t)h->cap * 3) {
         if (h->n >= HLL_SPARSE_MAX) {
-            if (densify(h) == 0)
-                dense_add(h->heap, hash);
-            return;
+            if (densify(h) != 0)
+                return 0;
+            dense_add(h->heap, hash);
+            return 1;
         }
         if (set_resize(h, (uint32_t)h->cap * 2) != 0)
-            return;
+            return 0;
         set_put(h->heap, h->cap, hash);
     } else {
         set[i] = hash;
     }
     h->n++;
+    return 1;
+}
+
+/* Once the hashes live on the heap (a set or dense registers), the inline
+ * slots are free, and they remember hashes already added: a value that
+ * recurs (most records of a busy key repeat a few values) is then found in
+ * the entry that holds the counter, without touching the heap. A slot only
+ * ever holds a hash the counter has (sets and registers never lose one), so
+ * the count is exactly what it would be without them. */
+static inline uint64_t *recent_slot(nta_hll *h, uint64_t hash)
+{
+    return &h->inl[((hash >> 32) * NTA_HLL_INLINE) >> 32];
 }
 
 void nta_hll_add(nta_hll *h, uint64_t hash)
 {
+    if (hash == 0) {
+        if (h->dense)
+            dense_add(h->heap, 0);
+        else
+            h->has_zero = 1;
+        return;
+    }
+    if (h->heap == NULL) {
+        sparse_add(h, hash);
+        return;
+    }
+    uint64_t *recent = recent_slot(h, hash);
+    if (*recent == hash)
+        return;
     if (h->dense)
         dense_add(h->heap, hash);
-    else if (hash == 0)
-        h->has_zero = 1;
-    else
-        sparse_add(h, hash);
+    else if (!sparse_add(h, hash))
+        return;
+    *recent = hash;
 }
 
 /* Sizes the sparse counter h's set once for want hashes (or the largest

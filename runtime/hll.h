@@ -15,8 +15,10 @@
 #include <stdint.h>
 
 /* Hashes a sparse counter keeps inside the struct before it needs a heap
- * set: 6 keeps the struct at 64 bytes, one cache line. */
-#define NTA_HLL_INLINE 6
+ * set (80 bytes in all). In flow data most of a window's records go to keys
+ * that see only a few distinct values (a host's flows to a handful of
+ * services); past 8, the slots remember recently added hashes instead. */
+#define NTA_HLL_INLINE 8
 
 typedef struct nta_hll {
     void *heap;       /* the sparse set (cap slots) or the dense form; NULL while inline */

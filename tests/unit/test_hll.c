@@ -155,6 +155,29 @@ static void test_free_empties(void **state)
     del_hll(h);
 }
 
+/* Values that recur (the inline slots then remember recent hashes) leave
+ * exactly the counter that each value added once leaves, in every form. */
+static void test_repeats(void **state)
+{
+    (void)state;
+    static const uint64_t sizes[] = {5, NTA_HLL_INLINE + 3, 200, SPARSE_LIMIT + 1, 30000};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        uint64_t n = sizes[s];
+        nta_hll *once = filled(23, 0, n);
+        nta_hll *rep = new_hll();
+        for (uint64_t i = 0; i < 8 * n; i++) {
+            /* Runs of one value, a few hot values, and every value. */
+            nta_hll_add(rep, value_hash(23, (i / 3) % n));
+            nta_hll_add(rep, value_hash(23, i % 4 % n));
+        }
+        assert_int_equal(nta_hll_estimate(rep), nta_hll_estimate(once));
+        if (n <= SPARSE_LIMIT)
+            assert_int_equal(nta_hll_estimate(rep), n);
+        del_hll(rep);
+        del_hll(once);
+    }
+}
+
 /* 3% is about 3.7 standard errors of 0.81%; the checkpoints include the
  * 2.5m..5m range (40k..80k) where the classic estimator has a bias bump. */
 static void test_accuracy(void **state)
@@ -272,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_sparse_memory_bound),
         cmocka_unit_test(test_free_empties),
         cmocka_unit_test(test_inline_and_move),
+        cmocka_unit_test(test_repeats),
         cmocka_unit_test(test_accuracy),
         cmocka_unit_test(test_merge_sparse_sparse),
         cmocka_unit_test(test_merge_mixed),
