@@ -17,7 +17,7 @@ FUZZ_SECONDS ?= 12
 JOBS       ?= 2
 CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps deps-test build build-check build-fuzz fuzz demo demo-kafka check bench clean bench-push
+.PHONY: all deps deps-test build build-check build-fuzz fuzz demo demo-kafka check bench clean bench-push bench-eos
 
 all: build
 
@@ -67,6 +67,11 @@ bench: build
 # The dashboard's push latency and the cost of 50 push clients (no Kafka).
 bench-push: build
 	bench/push.sh $(BUILD)/nta-run
+
+# Exactly-once against at-least-once, and restart time with 1M open keys.
+bench-eos: build
+	tools/install-deps kafka
+	bench/eos.py $(BUILD)/nta-run
 
 clean:
 	rm -rf $(BUILD) $(CHECK) $(FUZZ)

@@ -885,9 +885,11 @@ static void build_status(nta_hub *h, const nta_hub_source *src, int64_t now, dou
     if (src->prod)
         nta_buf_printf(b,
                        "{\"produced\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"failed\":%" PRIu64
-                       ",\"pending\":%" PRIu64 "}",
+                       ",\"pending\":%" PRIu64 ",\"transactions\":%" PRIu64
+                       ",\"aborted\":%" PRIu64 ",\"paused\":%s}",
                        src->prod->produced, src->prod->delivered, src->prod->failed,
-                       src->prod->pending);
+                       src->prod->pending, src->prod->transactions, src->prod->aborted,
+                       src->prod->paused ? "true" : "false");
     else
         nta_buf_puts(b, "null");
     nta_buf_puts(b, ",\"note\":");
@@ -1428,6 +1430,15 @@ void nta_hub_metrics(nta_hub *h, nta_buf *b)
         nta_buf_printf(b, "nta_output_delivery_failures_total %" PRIu64 "\n", h->prod.failed);
         family(b, "nta_output_pending", "gauge", "Output messages not yet acknowledged.");
         nta_buf_printf(b, "nta_output_pending %" PRIu64 "\n", h->prod.pending);
+        family(b, "nta_output_transactions_total", "counter",
+               "Output transactions by outcome (exactly-once delivery).");
+        nta_buf_printf(b, "nta_output_transactions_total{outcome=\"committed\"} %" PRIu64 "\n",
+                       h->prod.transactions);
+        nta_buf_printf(b, "nta_output_transactions_total{outcome=\"aborted\"} %" PRIu64 "\n",
+                       h->prod.aborted);
+        family(b, "nta_paused", "gauge",
+               "1 while the pipeline waits for the broker to commit its results.");
+        nta_buf_printf(b, "nta_paused %d\n", h->prod.paused ? 1 : 0);
     }
     family(b, "nta_alerts_total", "counter", "Alert events by rule, severity and state.");
     for (int i = 0; i < h->nalert_counts; i++) {

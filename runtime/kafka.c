@@ -143,6 +143,9 @@ struct nta_producer {
     retry *retries, **retries_tail;
     nta_producer_stats st;
     char last_error[256];
+    int transactional;
+    int txn_failed;     /* a send or delivery of the open transaction failed */
+    int offsets_sent;   /* the open transaction holds its offsets; committing */
 };
 
 static epoch *find_epoch(nta_producer *p, uint64_t id)
@@ -168,7 +171,20 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
     /* librdkafka already retried within message.timeout.ms. The message is a
      * result the pipeline accepted, so it is queued again rather than lost;
-     * its epoch stays open, which holds back the offset commit. */
+     * its epoch stays open, which holds back the offset commit. In a
+     * transaction it is not: the transaction aborts and the caller computes
+     * its results again. */
+    if (p->transactional) {
+        p->st.pending--;
+        /* Purged by our own abort: already accounted for as aborted. */
+        if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+            return;
+        p->st.failed++;
+        p->txn_failed = 1;
+        snprintf(p->last_error, sizeof p->last_error, "delivery to %s failed: %s",
+                 rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        return;
+    }
     p->st.failed++;
     snprintf(p->last_error, sizeof p->last_error, "delivery to %s failed: %s",
              rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
@@ -196,8 +212,16 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     p->retries_tail = &r->next;
 }
 
-nta_producer *nta_producer_create(const nta_kafka_opts *o, char *err, size_t errlen)
+static void error_text(rd_kafka_error_t *e, const char *what, char *err, size_t errlen)
 {
+    snprintf(err, errlen, "%s: %s", what, rd_kafka_error_string(e));
+}
+
+nta_producer *nta_producer_create(const nta_kafka_opts *o, const char *transactional_id,
+                                  int *no_txn, char *err, size_t errlen)
+{
+    if (no_txn)
+        *no_txn = 0;
     static const char *const defaults[] = {
         "enable.idempotence", "true",
         "acks", "all",
@@ -220,6 +244,14 @@ nta_producer *nta_producer_create(const nta_kafka_opts *o, char *err, size_t err
         free(p);
         return NULL;
     }
+    if (transactional_id &&
+        rd_kafka_conf_set(conf, "transactional.id", transactional_id, err, errlen) !=
+            RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        free(p);
+        return NULL;
+    }
+    p->transactional = transactional_id != NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_opaque(conf, p);
     char rderr[256];
@@ -236,6 +268,33 @@ nta_producer *nta_producer_create(const nta_kafka_opts *o, char *err, size_t err
     p->cap = 16;
     p->epochs[0] = (epoch){p->next_id++, 0};
     p->nepochs = 1;
+    if (p->transactional) {
+        /* Retried while the coordinator is loading or briefly away: a
+         * restart right after a crash meets exactly that. */
+        rd_kafka_error_t *e = NULL;
+        for (int i = 0; i < 12; i++) {
+            e = rd_kafka_init_transactions(p->rk, 10000);
+            if (e == NULL || !rd_kafka_error_is_retriable(e))
+                break;
+            rd_kafka_error_destroy(e);
+            e = NULL;
+        }
+        if (e == NULL)
+            e = rd_kafka_begin_transaction(p->rk);
+        if (e != NULL) {
+            rd_kafka_resp_err_t code = rd_kafka_error_code(e);
+            if (no_txn)
+                *no_txn = code == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE ||
+                          code == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED ||
+                          code == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED;
+            error_text(e, "cannot start Kafka transactions", err, errlen);
+            rd_kafka_error_destroy(e);
+            rd_kafka_destroy(p->rk);
+            free(p->epochs);
+            free(p);
+            return NULL;
+        }
+    }
     return p;
 }
 
@@ -302,8 +361,10 @@ int nta_producer_send(nta_producer *p, const char *topic, const void *key, size_
     }
     epoch *cur = &p->epochs[p->nepochs - 1];
     uint64_t id = cur->id;
-    if (produce(p, topic, key, klen, val, vlen, ts_ms, hdrs, id, err, errlen) != 0)
+    if (produce(p, topic, key, klen, val, vlen, ts_ms, hdrs, id, err, errlen) != 0) {
+        p->txn_failed = p->transactional;
         return -1;
+    }
     /* produce() may have served callbacks, which never reorder the epoch array. */
     p->epochs[p->nepochs - 1].outstanding++;
     p->st.produced++;
@@ -358,6 +419,77 @@ int nta_producer_epoch_done(nta_producer *p, uint64_t id)
         if (p->epochs[i].outstanding)
             return 0;
     return 1;
+}
+
+int nta_producer_txn_failed(const nta_producer *p) { return p->txn_failed; }
+
+/* Aborts the open transaction and begins the next. Returns NTA_TXN_ABORTED,
+ * or NTA_TXN_FATAL if even that failed. */
+static nta_txn_result abort_and_begin(nta_producer *p, char *err, size_t errlen)
+{
+    rd_kafka_error_t *e = NULL;
+    for (int i = 0; i < 30; i++) {
+        e = rd_kafka_abort_transaction(p->rk, 2000);
+        if (e == NULL || !rd_kafka_error_is_retriable(e))
+            break;
+        rd_kafka_error_destroy(e);
+        e = NULL;
+    }
+    if (e == NULL)
+        e = rd_kafka_begin_transaction(p->rk);
+    if (e != NULL) {
+        error_text(e, "abort transaction", err, errlen);
+        rd_kafka_error_destroy(e);
+        return NTA_TXN_FATAL;
+    }
+    p->txn_failed = p->offsets_sent = p->st.paused = 0;
+    p->st.aborted++;
+    return NTA_TXN_ABORTED;
+}
+
+nta_txn_result nta_producer_commit(nta_producer *p, const rd_kafka_topic_partition_list_t *offsets,
+                                   const rd_kafka_consumer_group_metadata_t *group_md,
+                                   int timeout_ms, char *err, size_t errlen)
+{
+    rd_kafka_error_t *e = NULL;
+    const char *what = "commit transaction";
+    if (p->txn_failed) {
+        nta_txn_result r = abort_and_begin(p, err, errlen);
+        if (r == NTA_TXN_ABORTED)
+            snprintf(err, errlen, "transaction aborted: %s", p->last_error);
+        return r;
+    }
+    if (!p->offsets_sent && offsets && offsets->cnt) {
+        what = "send offsets to transaction";
+        e = rd_kafka_send_offsets_to_transaction(p->rk, offsets, group_md, timeout_ms);
+    }
+    if (e == NULL) {
+        p->offsets_sent = 1;
+        what = "commit transaction";
+        e = rd_kafka_commit_transaction(p->rk, timeout_ms);
+    }
+    if (e == NULL) {
+        p->offsets_sent = 0;
+        p->st.paused = 0;
+        p->st.transactions++;
+        if ((e = rd_kafka_begin_transaction(p->rk)) == NULL)
+            return NTA_TXN_OK;
+        what = "begin transaction";
+    }
+    error_text(e, what, err, errlen);
+    snprintf(p->last_error, sizeof p->last_error, "%s", err);
+    nta_txn_result r;
+    if (rd_kafka_error_is_fatal(e))
+        r = NTA_TXN_FATAL;
+    else if (rd_kafka_error_txn_requires_abort(e))
+        r = abort_and_begin(p, err, errlen) == NTA_TXN_FATAL ? NTA_TXN_FATAL : NTA_TXN_ABORTED;
+    else if (rd_kafka_error_is_retriable(e))
+        r = NTA_TXN_RETRY;
+    else
+        r = NTA_TXN_FATAL;
+    rd_kafka_error_destroy(e);
+    p->st.paused = r == NTA_TXN_RETRY;
+    return r;
 }
 
 void nta_producer_get_stats(const nta_producer *p, nta_producer_stats *out) { *out = p->st; }

@@ -48,11 +48,21 @@ typedef struct nta_producer_stats {
     uint64_t delivered; /* acknowledged by the broker */
     uint64_t failed;    /* delivery attempts that failed (each was produced again) */
     uint64_t pending;   /* produced, not yet acknowledged */
+    uint64_t transactions, aborted; /* transactions committed and aborted */
+    int paused;         /* a commit is waiting for the broker */
 } nta_producer_stats;
 
 /* A producer with acks=all and idempotence on: a retried send can not be
- * written twice. Returns NULL with err. */
-nta_producer *nta_producer_create(const nta_kafka_opts *o, char *err, size_t errlen);
+ * written twice. With a transactional_id it is a transactional producer
+ * (exactly-once delivery): transactions are initialised (fencing any earlier
+ * producer with the same id and aborting its open transaction) and the first
+ * transaction is begun; messages then belong to the open transaction instead
+ * of epochs, and failed deliveries are not produced again (the transaction
+ * aborts instead, see nta_producer_commit). Returns NULL with err, and
+ * *no_txn (if not NULL) set when the cluster does not offer transactions to
+ * this client (too old, or not authorised). */
+nta_producer *nta_producer_create(const nta_kafka_opts *o, const char *transactional_id,
+                                  int *no_txn, char *err, size_t errlen);
 
 /* Flushes for at most timeout_ms, then destroys. Returns the number of
  * messages still undelivered (lost to this process; their offsets were
@@ -66,6 +76,30 @@ long nta_producer_destroy(nta_producer *p, int timeout_ms);
 int nta_producer_send(nta_producer *p, const char *topic, const void *key, size_t klen,
                       const void *val, size_t vlen, int64_t ts_ms, const char *hdr_name,
                       const char *hdr_val, char *err, size_t errlen);
+
+/* What committing a transaction came to. */
+typedef enum nta_txn_result {
+    NTA_TXN_OK,      /* committed; the next transaction is open */
+    NTA_TXN_RETRY,   /* not yet (broker or coordinator unavailable): call again */
+    NTA_TXN_ABORTED, /* aborted (a delivery failed, the transaction timed out...):
+                      * nothing of it is visible; the next transaction is open and
+                      * the caller must produce its results again */
+    NTA_TXN_FATAL,   /* the producer can not go on (fenced by a newer one with the
+                      * same transactional.id, or another fatal error) */
+} nta_txn_result;
+
+/* Commits the open transaction together with the consumer's offsets (NULL or
+ * empty: none) for the consumer group of group_md, then begins the next one.
+ * A NTA_TXN_RETRY leaves the transaction committing: call again, with the
+ * same offsets, before producing anything else. Waits at most about
+ * timeout_ms per call. err says why for anything but NTA_TXN_OK. */
+nta_txn_result nta_producer_commit(nta_producer *p, const rd_kafka_topic_partition_list_t *offsets,
+                                   const rd_kafka_consumer_group_metadata_t *group_md,
+                                   int timeout_ms, char *err, size_t errlen);
+
+/* True for a transactional producer whose open transaction can no longer
+ * commit (a send or a delivery failed): the next commit aborts it. */
+int nta_producer_txn_failed(const nta_producer *p);
 
 /* Serves delivery reports and re-sends failed messages. */
 void nta_producer_poll(nta_producer *p, int timeout_ms);

@@ -19,6 +19,8 @@ enum {
     OPT_UNTIL_END,
     OPT_FAST,
     OPT_COMMIT_INTERVAL,
+    OPT_DELIVERY,
+    OPT_INSTANCE,
     OPT_HTTP,
     OPT_NO_HTTP,
     OPT_HTTP_TOKEN,
@@ -68,7 +70,19 @@ static const struct option_spec {
      "Generators: produce as fast as possible rather than at the declared rate (event times "
      "are the same either way)."},
     {"commit-interval", OPT_COMMIT_INTERVAL, "MS",
-     "How often delivered results' input offsets are committed (default 500)."},
+     "How often results are committed with the input offsets they cover: one transaction per "
+     "interval with exactly-once delivery, an offset commit once delivered with at-least-once "
+     "(default 200)."},
+    {"delivery", OPT_DELIVERY, "exactly-once|at-least-once",
+     "Output guarantee of a Kafka pipeline. exactly-once (default): results, alerts and input "
+     "offsets are committed in one Kafka transaction; readers with isolation.level="
+     "read_committed see every result once, --commit-interval later. at-least-once: an "
+     "idempotent producer; a crash may repeat results. Without this option a cluster that "
+     "does not offer transactions falls back to at-least-once, with a warning."},
+    {"instance", OPT_INSTANCE, "ID",
+     "This process's name within its consumer group, part of its transactional.id (default: the "
+     "host name). Several instances of one group on one host need different IDs; a restarted "
+     "instance must keep its ID so that it aborts its crashed predecessor's transaction at once."},
     {"replay", OPT_REPLAY, "FILE",
      "Replay a traffic file into the pipeline script (in-process, results printed), or with "
      "--publish into Kafka: pcap/pcapng, Zeek conn.log (JSON or TSV), CICFlowMeter CSV, "
@@ -190,7 +204,7 @@ int main(int argc, char **argv)
     }
     longopts[NOPTIONS] = (struct option){0};
 
-    nta_run_opts o = {.from = NTA_FROM_COMMITTED, .commit_interval_ms = 500};
+    nta_run_opts o = {.from = NTA_FROM_COMMITTED, .commit_interval_ms = 200};
     /* The dashboard is on by default; NTA_HTTP moves it (tests run many
      * pipelines at once) or turns it off. */
     const char *http_env = getenv("NTA_HTTP");
@@ -246,6 +260,25 @@ int main(int argc, char **argv)
             o.commit_interval_ms = (int)v;
             break;
         }
+        case OPT_DELIVERY:
+            if (strcmp(optarg, "exactly-once") == 0)
+                o.delivery = NTA_DELIVERY_EXACTLY_ONCE;
+            else if (strcmp(optarg, "at-least-once") == 0)
+                o.delivery = NTA_DELIVERY_AT_LEAST_ONCE;
+            else {
+                fprintf(stderr,
+                        "nta-run: --delivery takes exactly-once or at-least-once, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case OPT_INSTANCE:
+            if (optarg[0] == '\0' || strlen(optarg) > 200) {
+                fprintf(stderr, "nta-run: --instance takes a name of 1 to 200 characters\n");
+                return 2;
+            }
+            o.instance = optarg;
+            break;
         case OPT_REPLAY: ro.path = optarg; break;
         case OPT_REPLAY_FORMAT:
             ro.reader.format = nta_reader_format_by_name(optarg);

@@ -19,6 +19,11 @@ typedef struct last_result {
     nta_result r;
 } last_result;
 
+typedef struct part_time {
+    int64_t max_ms; /* newest event time read; INT64_MIN before the first */
+    uint8_t assigned, at_end;
+} part_time;
+
 struct nta_pipeline {
     /* A copy of the script's declarations; its heap members (CSV columns,
      * generator arguments, rule paths) are not kept: they are used at
@@ -37,7 +42,17 @@ struct nta_pipeline {
     nta_buf key, val;            /* reused for every output message */
     char late_windows[NTA_MAX_WINDOWS * NTA_WINDOW_NAME_MAX];
     unsigned script_errors_logged;
+    /* Per input partition, the end of the last window already emitted before
+     * a restart (INT64_MIN: none); resume_wm is the smallest of those set. */
+    int64_t *resume_part;
+    int32_t nresume_part;
     int64_t resume_wm;
+    /* Event-time frontier of each assigned input partition (see
+     * nta_pipeline_partition); frontier caches the watermark's base. */
+    part_time *parts;
+    int32_t nparts, nassigned;
+    int64_t frontier;
+    int32_t input_part; /* the partition the windows were last told of */
     /* The watermark at which the next window of any definition closes:
      * checked per record, so windows close exactly when the watermark passes
      * their end, however records are batched. */
@@ -184,6 +199,8 @@ nta_pipeline *nta_pipeline_create(const nta_pipeline_conf *conf, nta_script *scr
     p->st.max_event_ms = p->st.watermark_ms = INT64_MIN;
     p->resume_wm = INT64_MIN;
     p->next_close = INT64_MIN;
+    p->frontier = INT64_MIN;
+    p->input_part = -1;
     p->emitting = -1;
     nta_decoder_init(&p->dec, conf->format);
     if (conf->ncsv_columns &&
@@ -228,6 +245,8 @@ void nta_pipeline_destroy(nta_pipeline *p)
     for (int i = 0; i < p->nwin; i++)
         nta_window_destroy(p->win[i]);
     nta_offsets_destroy(p->offsets);
+    free(p->resume_part);
+    free(p->parts);
     nta_rules_destroy(p->rules);
     nta_script_destroy(p->owned_script);
     nta_buf_free(&p->key);
@@ -288,12 +307,74 @@ static int64_t aggregate(nta_pipeline *p, const nta_record *r)
     if (nlate)
         p->st.late_records++;
     p->fed_since_tick = 1;
-    if (r->ts_ms > p->st.max_event_ms) {
+    if (r->ts_ms > p->st.max_event_ms)
         p->st.max_event_ms = r->ts_ms;
-        if (r->ts_ms - p->conf.lateness_ms >= p->next_close)
-            advance(p, r->ts_ms - p->conf.lateness_ms);
-    }
+    int64_t f = p->nassigned ? p->frontier : p->st.max_event_ms;
+    if (f != INT64_MIN && f - p->conf.lateness_ms >= p->next_close)
+        advance(p, f - p->conf.lateness_ms);
     return done;
+}
+
+/* The oldest of the newest event times of the assigned partitions that are
+ * still behind (not at their end); with none behind, the newest of all. */
+static void update_frontier(nta_pipeline *p)
+{
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    int behind = 0;
+    for (int32_t i = 0; i < p->nparts; i++) {
+        const part_time *pt = &p->parts[i];
+        if (!pt->assigned)
+            continue;
+        if (pt->max_ms > hi)
+            hi = pt->max_ms;
+        if (!pt->at_end) {
+            behind = 1;
+            if (pt->max_ms < lo)
+                lo = pt->max_ms;
+        }
+    }
+    p->frontier = behind ? lo : hi;
+}
+
+static part_time *part_time_of(nta_pipeline *p, int32_t partition)
+{
+    if (partition >= p->nparts) {
+        part_time *np = realloc(p->parts, sizeof(part_time) * (size_t)(partition + 1));
+        if (np == NULL)
+            abort();
+        for (int32_t i = p->nparts; i <= partition; i++)
+            np[i] = (part_time){.max_ms = INT64_MIN};
+        p->parts = np;
+        p->nparts = partition + 1;
+    }
+    return &p->parts[partition];
+}
+
+void nta_pipeline_partition(nta_pipeline *p, int32_t partition, int assigned)
+{
+    part_time *pt = part_time_of(p, partition);
+    if (pt->assigned != (assigned != 0))
+        p->nassigned += assigned ? 1 : -1;
+    *pt = (part_time){.max_ms = INT64_MIN, .assigned = assigned != 0};
+    update_frontier(p);
+}
+
+void nta_pipeline_partition_at_end(nta_pipeline *p, int32_t partition)
+{
+    part_time *pt = part_time_of(p, partition);
+    if (pt->assigned && !pt->at_end) {
+        pt->at_end = 1;
+        update_frontier(p);
+    }
+}
+
+void nta_pipeline_partition_behind(nta_pipeline *p, int32_t partition)
+{
+    part_time *pt = part_time_of(p, partition);
+    if (pt->assigned && pt->at_end) {
+        pt->at_end = 0;
+        update_frontier(p);
+    }
 }
 
 void nta_pipeline_feed(nta_pipeline *p, int32_t partition, int64_t offset, const char *key,
@@ -309,6 +390,24 @@ void nta_pipeline_feed(nta_pipeline *p, int32_t partition, int64_t offset, const
             s = NTA_DEC_BAD_TIME;
     }
     int64_t done = INT64_MIN;
+    if (partition != p->input_part) {
+        p->input_part = partition;
+        for (int i = 0; i < p->nwin; i++)
+            nta_window_set_input(p->win[i], partition);
+    }
+    if (partition >= 0 && partition < p->nparts && p->parts[partition].assigned) {
+        part_time *pt = &p->parts[partition];
+        int64_t was = pt->max_ms;
+        int recompute = pt->at_end;
+        pt->at_end = 0;
+        if (s == NTA_DEC_OK && r.ts_ms > was) {
+            pt->max_ms = r.ts_ms;
+            /* Only the partition at the frontier can move it. */
+            recompute |= was <= p->frontier;
+        }
+        if (recompute)
+            update_frontier(p);
+    }
     if (s == NTA_DEC_OK) {
         done = aggregate(p, &r);
         if (p->late_windows[0] && p->conf.late_topic[0])
@@ -357,6 +456,16 @@ static void window_done(nta_pipeline *p)
 static void emit_result(void *ctx, const nta_result *res)
 {
     nta_pipeline *p = ctx;
+    /* Emitted and committed before: the rules saw it then too. A result of
+     * one partition's records has that partition's watermark; one mixing
+     * partitions the smallest. */
+    int64_t resume = p->resume_wm;
+    if (res->partition >= 0)
+        resume = res->partition < p->nresume_part ? p->resume_part[res->partition] : INT64_MIN;
+    if (res->end_ms <= resume) {
+        p->st.results_suppressed++;
+        return;
+    }
     if (res->end_ms != p->emitting_end) {
         window_done(p);
         p->emitting_end = res->end_ms;
@@ -376,10 +485,6 @@ static void emit_result(void *ctx, const nta_result *res)
             lr->r.values[i].topk = NULL;
     lr->valid = 1;
     nta_rules_on_result(p->rules, res, p->now_ms);
-    if (res->end_ms <= p->resume_wm) {
-        p->st.results_suppressed++;
-        return;
-    }
     nta_buf_reset(&p->key);
     nta_buf_reset(&p->val);
     nta_output_result_key(&p->key, res);
@@ -437,12 +542,16 @@ void nta_pipeline_tick(nta_pipeline *p, int64_t now_ms)
         p->last_record_wall_ms = now_ms;
         p->fed_since_tick = 0;
     }
+    int64_t f = p->nassigned ? p->frontier : p->st.max_event_ms;
     if (p->st.max_event_ms == INT64_MIN)
         return;
-    int64_t wm = p->st.max_event_ms - p->conf.lateness_ms;
+    /* Quiet input closes windows on the wall clock from the newest record. */
+    int64_t wm = (f == INT64_MIN ? p->st.max_event_ms : f) - p->conf.lateness_ms;
     int64_t quiet = now_ms - p->last_record_wall_ms;
     if (quiet >= p->conf.idle_timeout_ms)
-        wm += quiet;
+        wm = p->st.max_event_ms - p->conf.lateness_ms + quiet;
+    else if (f == INT64_MIN)
+        return;
     advance(p, wm);
 }
 
@@ -452,7 +561,48 @@ void nta_pipeline_set_tap(nta_pipeline *p, nta_tap_fn fn, void *ctx)
     p->tap_ctx = ctx;
 }
 
-void nta_pipeline_set_resume_watermark(nta_pipeline *p, int64_t wm) { p->resume_wm = wm; }
+void nta_pipeline_set_resume_watermark(nta_pipeline *p, int32_t partition, int64_t wm)
+{
+    if (partition >= p->nresume_part) {
+        int64_t *np = realloc(p->resume_part, sizeof(int64_t) * (size_t)(partition + 1));
+        if (np == NULL)
+            abort();
+        for (int32_t i = p->nresume_part; i <= partition; i++)
+            np[i] = INT64_MIN;
+        p->resume_part = np;
+        p->nresume_part = partition + 1;
+    }
+    p->resume_part[partition] = wm;
+    p->resume_wm = INT64_MIN;
+    for (int32_t i = 0; i < p->nresume_part; i++)
+        if (p->resume_part[i] != INT64_MIN &&
+            (p->resume_wm == INT64_MIN || p->resume_part[i] < p->resume_wm))
+            p->resume_wm = p->resume_part[i];
+}
+
+void nta_pipeline_reset(nta_pipeline *p)
+{
+    for (int i = 0; i < p->nwin; i++) {
+        nta_window *w = nta_window_create(&p->conf.windows[i]);
+        if (w == NULL)
+            abort();
+        nta_window_destroy(p->win[i]);
+        p->win[i] = w;
+    }
+    nta_offsets *o = nta_offsets_create();
+    if (o == NULL)
+        abort();
+    nta_offsets_destroy(p->offsets);
+    p->offsets = o;
+    p->st.max_event_ms = p->st.watermark_ms = INT64_MIN;
+    p->next_close = INT64_MIN;
+    for (int32_t i = 0; i < p->nparts; i++)
+        p->parts[i] = (part_time){.max_ms = INT64_MIN, .assigned = p->parts[i].assigned};
+    update_frontier(p);
+    p->input_part = -1;
+    p->nresume_part = 0;
+    p->resume_wm = INT64_MIN;
+}
 
 void nta_pipeline_flush(nta_pipeline *p)
 {
@@ -624,6 +774,7 @@ int nta_pipeline_reload(nta_pipeline *p, const char **result_json, size_t *resul
     }
     memcpy(p->win, nw, sizeof nw);
     p->nwin = conf.nwindows;
+    p->input_part = -1; /* new windows learn the input partition at the next record */
     memcpy(p->last, last, sizeof last);
     for (int i = 0; i < NTA_MAX_WINDOWS; i++)
         p->last[i].r.spec = &p->last[i].spec;

@@ -77,10 +77,34 @@ void nta_pipeline_tick(nta_pipeline *p, int64_t now_ms);
 /* Sets the one observer (NULL to remove). */
 void nta_pipeline_set_tap(nta_pipeline *p, nta_tap_fn fn, void *ctx);
 
-/* After a restart: windows ending at or before wm were emitted by the
- * previous run, so rebuilding them from re-read records must not emit them
- * again. */
-void nta_pipeline_set_resume_watermark(nta_pipeline *p, int64_t wm);
+/* After a restart, a rebalance or an aborted transaction: windows of this
+ * partition's records ending at or before wm were emitted (and committed)
+ * before, so rebuilding them from re-read records must not emit them again
+ * (nor show them to the rules). Results mixing records of several partitions
+ * use the smallest watermark set. */
+void nta_pipeline_set_resume_watermark(nta_pipeline *p, int32_t partition, int64_t wm);
+
+/* Watermarks over Kafka partitions. The watermark follows the oldest of the
+ * newest event times of the assigned partitions that still have records to
+ * read, so that whether a record is late depends only on the order within
+ * its own partition, never on how the consumer interleaves partitions (a
+ * restart that re-reads a backlog decides exactly as the first run did). A
+ * partition that reached its end (nta_pipeline_partition_at_end) holds
+ * nothing back until it has records again; with every partition at its end
+ * the newest event time of all counts. Without assigned partitions (input
+ * not from Kafka) the newest event time counts.
+ * assigned: 1 on assignment (the partition holds the watermark back until
+ * its first record), 0 on revocation. */
+void nta_pipeline_partition(nta_pipeline *p, int32_t partition, int assigned);
+void nta_pipeline_partition_at_end(nta_pipeline *p, int32_t partition);
+/* The partition has records to read again (its end moved past what was read,
+ * or the broker went away and nothing is known). */
+void nta_pipeline_partition_behind(nta_pipeline *p, int32_t partition);
+
+/* Forgets every open window, the tracked input offsets, the watermark and
+ * the resume watermarks (rules, baselines and counters stay): the caller is
+ * about to read its input again from committed offsets. */
+void nta_pipeline_reset(nta_pipeline *p);
 
 /* End of input: emits every window still holding records. */
 void nta_pipeline_flush(nta_pipeline *p);

@@ -324,7 +324,7 @@ int nta_run_replay_publish(const nta_run_opts *o, const nta_replay_opts *ro)
 {
     pub_ctx pc = {.topic = ro->publish_topic, .verbose = o->verbose, .last_report_us = mono_us()};
     char err[2048];
-    if ((pc.prod = nta_producer_create(&o->kafka, err, sizeof err)) == NULL) {
+    if ((pc.prod = nta_producer_create(&o->kafka, NULL, NULL, err, sizeof err)) == NULL) {
         fprintf(stderr, "nta: %s\n", err);
         return 1;
     }

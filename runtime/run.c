@@ -285,9 +285,11 @@ int nta_run_pipeline_local(nta_script *s, nta_pipeline_conf *conf, const nta_run
 
 typedef struct part_state {
     int assigned, eof;
-    int64_t next;      /* next offset to read (last seen + 1); -1 unknown */
-    int64_t committed; /* last offset committed by this process; -1 none */
-    int seen;          /* assigned before in this process (--from applies once) */
+    int64_t next;         /* next offset to read (last seen + 1); -1 unknown */
+    int64_t committed;    /* the group's committed offset as last known; -1 none */
+    int64_t committed_wm; /* the watermark committed with it; INT64_MIN none */
+    int64_t first;        /* first offset read since the assignment or rewind; -1 none */
+    int seen;             /* assigned before in this process (--from applies once) */
 } part_state;
 
 typedef struct pending_commit {
@@ -301,12 +303,24 @@ typedef struct kafka_run {
     rd_kafka_t *rk;
     nta_producer *prod;
     nta_pipeline *p;
+    int exactly_once;
     part_state *parts;
     int nparts;
+    /* At-least-once: offset snapshots waiting for their epoch's delivery. */
     pending_commit *pending;
     size_t npending, cappending;
-    int64_t resume_wm; /* windows ending at or before this were emitted before a restart */
+    int dirty;        /* records read or results produced since the last commit */
+    int broker_down;  /* the consumer lost its brokers and has not read since */
+    /* Brokers were lost while the batch being handled was fetched: its
+     * end-of-partition events may predate that and are not to be trusted. */
+    int lost_in_batch;
+    int fatal;        /* the transactional producer can not go on */
+    int revoking;     /* in the revoke callback: an abort does not rewind */
+    int closing;      /* consumer closing: revocation commits nothing */
+    uint64_t commits, aborts, rewinds;
     int64_t last_commit_us, last_err_us;
+    nta_status_line *sl;
+    nta_http *http;
     char note[256];
 } kafka_run;
 
@@ -317,7 +331,8 @@ static part_state *part(kafka_run *r, int32_t p)
         if (np == NULL)
             abort();
         for (int i = r->nparts; i <= p; i++)
-            np[i] = (part_state){.next = -1, .committed = -1};
+            np[i] = (part_state){.next = -1, .committed = -1, .committed_wm = INT64_MIN,
+                                 .first = -1};
         r->parts = np;
         r->nparts = p + 1;
     }
@@ -330,128 +345,13 @@ static int kafka_send(void *ctx, const char *topic, const char *key, size_t klen
 {
     kafka_run *r = ctx;
     char err[256];
+    r->dirty = 1;
     if (nta_producer_send(r->prod, topic, key, klen, val, vlen, ts_ms, hdr_name, hdr_val, err,
                           sizeof err) != 0) {
         snprintf(r->note, sizeof r->note, "%s", err);
         return -1;
     }
     return 0;
-}
-
-/* The commit metadata carries the watermark whose windows are all emitted, so
- * that after a restart the windows rebuilt from re-read records are not
- * emitted a second time. */
-#define WM_META_PREFIX "nta-wm="
-
-static int64_t parse_wm_meta(const rd_kafka_topic_partition_t *tp)
-{
-    size_t plen = sizeof WM_META_PREFIX - 1;
-    if (tp->metadata == NULL || tp->metadata_size <= plen || tp->metadata_size > 40 ||
-        memcmp(tp->metadata, WM_META_PREFIX, plen) != 0)
-        return INT64_MIN;
-    char tmp[48];
-    memcpy(tmp, tp->metadata, tp->metadata_size);
-    tmp[tp->metadata_size] = '\0';
-    return strtoll(tmp + plen, NULL, 10);
-}
-
-static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
-{
-    kafka_run *r = opaque;
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        if (r->o->from == NTA_FROM_COMMITTED &&
-            rd_kafka_committed(rk, parts, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            for (int i = 0; i < parts->cnt; i++) {
-                int64_t wm = parse_wm_meta(&parts->elems[i]);
-                if (wm != INT64_MIN && (r->resume_wm == INT64_MIN || wm < r->resume_wm))
-                    r->resume_wm = wm;
-            }
-            nta_pipeline_set_resume_watermark(r->p, r->resume_wm);
-        }
-        for (int i = 0; i < parts->cnt; i++) {
-            part_state *ps = part(r, parts->elems[i].partition);
-            if (!ps->seen && r->o->from != NTA_FROM_COMMITTED)
-                parts->elems[i].offset = r->o->from == NTA_FROM_BEGINNING
-                                             ? RD_KAFKA_OFFSET_BEGINNING
-                                             : RD_KAFKA_OFFSET_END;
-            else if (r->o->from != NTA_FROM_COMMITTED)
-                parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
-            ps->seen = ps->assigned = 1;
-            ps->eof = 0;
-        }
-        if (r->o->verbose)
-            fprintf(stderr, "nta: assigned %d partition(s) of %s\n", parts->cnt,
-                    r->conf->input_topic);
-        rd_kafka_assign(rk, parts);
-    } else {
-        for (int i = 0; i < parts->cnt; i++) {
-            part_state *ps = part(r, parts->elems[i].partition);
-            ps->assigned = ps->eof = 0;
-            nta_offsets_forget(nta_pipeline_offsets(r->p), parts->elems[i].partition);
-        }
-        if (r->o->verbose)
-            fprintf(stderr, "nta: revoked %d partition(s)\n", parts->cnt);
-        rd_kafka_assign(rk, NULL);
-    }
-}
-
-/* Closes the producer's epoch with a snapshot of the offsets that its
- * results cover; the snapshot is committed once the epoch is delivered. */
-static void snapshot_commit(kafka_run *r)
-{
-    nta_offsets *off = nta_pipeline_offsets(r->p);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
-    char meta[40];
-    int mlen = snprintf(meta, sizeof meta, WM_META_PREFIX "%" PRId64,
-                        nta_pipeline_get_stats(r->p)->watermark_ms);
-    for (int32_t i = 0; i < r->nparts; i++) {
-        if (!r->parts[i].assigned)
-            continue;
-        int64_t c = nta_offsets_commit_point(off, i);
-        if (c < 0 || c <= r->parts[i].committed)
-            continue;
-        rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_add(l, r->conf->input_topic, i);
-        tp->offset = c;
-        tp->metadata = malloc((size_t)mlen);
-        if (tp->metadata == NULL)
-            abort();
-        memcpy(tp->metadata, meta, (size_t)mlen);
-        tp->metadata_size = (size_t)mlen;
-        r->parts[i].committed = c;
-    }
-    uint64_t epoch = nta_producer_close_epoch(r->prod);
-    if (l->cnt == 0) {
-        rd_kafka_topic_partition_list_destroy(l);
-        return;
-    }
-    if (r->npending == r->cappending) {
-        size_t cap = r->cappending ? r->cappending * 2 : 8;
-        pending_commit *np = realloc(r->pending, cap * sizeof *np);
-        if (np == NULL)
-            abort();
-        r->pending = np;
-        r->cappending = cap;
-    }
-    r->pending[r->npending++] = (pending_commit){epoch, l};
-}
-
-/* Commits every snapshot whose epoch is fully delivered, oldest first. */
-static void commit_ready(kafka_run *r, int sync)
-{
-    size_t k = 0;
-    while (k < r->npending && nta_producer_epoch_done(r->prod, r->pending[k].epoch)) {
-        rd_kafka_resp_err_t e = rd_kafka_commit(r->rk, r->pending[k].offsets, !sync);
-        if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            snprintf(r->note, sizeof r->note, "commit: %s", rd_kafka_err2str(e));
-        rd_kafka_topic_partition_list_destroy(r->pending[k].offsets);
-        k++;
-    }
-    if (k) {
-        memmove(r->pending, r->pending + k, (r->npending - k) * sizeof *r->pending);
-        r->npending -= k;
-    }
 }
 
 static int64_t total_lag(kafka_run *r)
@@ -483,14 +383,368 @@ static int all_at_end(const kafka_run *r)
     return any;
 }
 
+/* Records written while the brokers are away will come as a backlog: no
+ * partition counts as caught up until it says so again. */
+static void brokers_lost(kafka_run *r)
+{
+    r->broker_down = 1;
+    r->lost_in_batch = 1;
+    for (int32_t i = 0; i < r->nparts; i++)
+        if (r->parts[i].assigned) {
+            r->parts[i].eof = 0;
+            nta_pipeline_partition_behind(r->p, i);
+        }
+}
+
+/* Client-level errors arrive here, on the thread that polls the consumer. */
+static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    kafka_run *r = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)
+        brokers_lost(r);
+    snprintf(r->note, sizeof r->note, "consumer: %.200s", reason);
+    int64_t t = nta_wall_us();
+    if (t - r->last_err_us >= 10000000) {
+        fprintf(stderr, "nta: consumer: %s\n", reason);
+        r->last_err_us = t;
+    }
+}
+
 static void consumer_error(kafka_run *r, const rd_kafka_message_t *m)
 {
     snprintf(r->note, sizeof r->note, "consumer: %s", rd_kafka_message_errstr(m));
+    if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || m->err == RD_KAFKA_RESP_ERR__TRANSPORT)
+        brokers_lost(r);
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+        /* e.g. fenced by a consumer with the same group.instance.id: this
+         * consumer can not go on; a restart can. */
+        char why[256];
+        rd_kafka_fatal_error(r->rk, why, sizeof why);
+        fprintf(stderr, "nta: consumer: fatal error: %s; stopping\n", why);
+        r->fatal = 1;
+    }
     int64_t t = nta_wall_us();
     if (t - r->last_err_us >= 10000000) {
         fprintf(stderr, "nta: consumer: %s\n", rd_kafka_message_errstr(m));
         r->last_err_us = t;
     }
+}
+
+/* Status line and dashboard: also served while a commit waits for the broker. */
+static void report(kafka_run *r, int64_t t)
+{
+    nta_status_values v;
+    status_values(&v, nta_pipeline_get_stats(r->p));
+    v.lag = r->broker_down ? -1 : total_lag(r);
+    v.note = r->note[0] ? r->note : nta_producer_last_error(r->prod);
+    nta_status_update(r->sl, t, &v, 0);
+    if (r->http) {
+        nta_producer_stats pst;
+        nta_producer_get_stats(r->prod, &pst);
+        nta_http_tick(r->http, v.lag, &pst, v.note, t);
+    }
+}
+
+/* The commit metadata carries the watermark whose windows are all emitted, so
+ * that after a restart the windows rebuilt from re-read records are not
+ * emitted a second time. */
+#define WM_META_PREFIX "nta-wm="
+
+static int64_t parse_wm_meta(const rd_kafka_topic_partition_t *tp)
+{
+    size_t plen = sizeof WM_META_PREFIX - 1;
+    if (tp->metadata == NULL || tp->metadata_size <= plen || tp->metadata_size > 40 ||
+        memcmp(tp->metadata, WM_META_PREFIX, plen) != 0)
+        return INT64_MIN;
+    char tmp[48];
+    memcpy(tmp, tp->metadata, tp->metadata_size);
+    tmp[tp->metadata_size] = '\0';
+    return strtoll(tmp + plen, NULL, 10);
+}
+
+/* Offsets to commit: for every assigned partition its commit point, or with
+ * nothing read since, the offset committed before; each with the watermark
+ * emitted so far (never lower than the one committed before: while windows
+ * are being rebuilt the pipeline's own watermark is behind it). Every
+ * assigned partition is listed so that each carries the newest watermark. */
+static rd_kafka_topic_partition_list_t *commit_list(kafka_run *r)
+{
+    nta_offsets *off = nta_pipeline_offsets(r->p);
+    int64_t wm = nta_pipeline_get_stats(r->p)->watermark_ms;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->nparts + 1);
+    for (int32_t i = 0; i < r->nparts; i++) {
+        part_state *ps = &r->parts[i];
+        if (!ps->assigned)
+            continue;
+        int64_t c = nta_offsets_commit_point(off, i);
+        if (c < 0)
+            c = ps->committed;
+        if (c < 0)
+            continue;
+        int64_t pwm = wm > ps->committed_wm ? wm : ps->committed_wm;
+        char meta[40];
+        int mlen = snprintf(meta, sizeof meta, WM_META_PREFIX "%" PRId64, pwm);
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_add(l, r->conf->input_topic, i);
+        tp->offset = c;
+        tp->metadata = malloc((size_t)mlen);
+        if (tp->metadata == NULL)
+            abort();
+        memcpy(tp->metadata, meta, (size_t)mlen);
+        tp->metadata_size = (size_t)mlen;
+    }
+    return l;
+}
+
+/* The list was committed: it is what a rewind goes back to. */
+static void note_committed(kafka_run *r, const rd_kafka_topic_partition_list_t *l)
+{
+    for (int i = 0; i < l->cnt; i++) {
+        part_state *ps = part(r, l->elems[i].partition);
+        ps->committed = l->elems[i].offset;
+        ps->committed_wm = parse_wm_meta(&l->elems[i]);
+    }
+}
+
+/* At-least-once: closes the producer's epoch with a snapshot of the offsets
+ * that its results cover; the snapshot is committed once the epoch is
+ * delivered. */
+static void snapshot_commit(kafka_run *r)
+{
+    rd_kafka_topic_partition_list_t *l = commit_list(r);
+    uint64_t epoch = nta_producer_close_epoch(r->prod);
+    if (l->cnt == 0) {
+        rd_kafka_topic_partition_list_destroy(l);
+        return;
+    }
+    if (r->npending == r->cappending) {
+        size_t cap = r->cappending ? r->cappending * 2 : 8;
+        pending_commit *np = realloc(r->pending, cap * sizeof *np);
+        if (np == NULL)
+            abort();
+        r->pending = np;
+        r->cappending = cap;
+    }
+    r->pending[r->npending++] = (pending_commit){epoch, l};
+}
+
+/* At-least-once: commits every snapshot whose epoch is fully delivered,
+ * oldest first. */
+static void commit_ready(kafka_run *r, int sync)
+{
+    size_t k = 0;
+    while (k < r->npending && nta_producer_epoch_done(r->prod, r->pending[k].epoch)) {
+        rd_kafka_resp_err_t e = rd_kafka_commit(r->rk, r->pending[k].offsets, !sync);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            snprintf(r->note, sizeof r->note, "commit: %s", rd_kafka_err2str(e));
+        else
+            note_committed(r, r->pending[k].offsets);
+        rd_kafka_topic_partition_list_destroy(r->pending[k].offsets);
+        k++;
+    }
+    if (k) {
+        memmove(r->pending, r->pending + k, (r->npending - k) * sizeof *r->pending);
+        r->npending -= k;
+    }
+}
+
+/* At-least-once: delivers what was produced and commits what that covers,
+ * waiting at most 60 s. Returns 0, or -1 if results stayed unacknowledged. */
+static int drain_commits(kafka_run *r)
+{
+    snapshot_commit(r);
+    for (int i = 0; i < 600 && r->npending; i++) {
+        nta_producer_poll(r->prod, 100);
+        commit_ready(r, 1);
+    }
+    return r->npending ? -1 : 0;
+}
+
+/* Reads every assigned partition again from its committed offset (or, with
+ * none, from the first offset read), rebuilding the windows from scratch:
+ * the results of an aborted transaction are produced again, and those
+ * committed before are suppressed by the committed watermarks. */
+static void rewind_input(kafka_run *r)
+{
+    nta_pipeline_reset(r->p);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->nparts + 1);
+    for (int32_t i = 0; i < r->nparts; i++) {
+        part_state *ps = &r->parts[i];
+        if (!ps->assigned)
+            continue;
+        if (ps->committed_wm != INT64_MIN)
+            nta_pipeline_set_resume_watermark(r->p, i, ps->committed_wm);
+        int64_t to = ps->committed >= 0 ? ps->committed : ps->first;
+        if (to < 0)
+            continue;
+        rd_kafka_topic_partition_list_add(l, r->conf->input_topic, i)->offset = to;
+        ps->next = to;
+        ps->first = -1;
+        ps->eof = 0;
+    }
+    if (l->cnt) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(r->rk, l, 10000);
+        if (e) {
+            /* A partition that could not seek would skip records: stop
+             * rather than lose them; a restart reads from the commit. */
+            fprintf(stderr, "nta: rewind after an aborted transaction: %s\n",
+                    rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            r->fatal = 1;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    r->rewinds++;
+}
+
+/* Exactly-once: commits the open transaction with the offsets its results
+ * cover. While the broker is away the pipeline pauses here (status and
+ * dashboard say so) and retries; an aborted transaction rewinds the input.
+ * Returns 0, or -1 if the producer can not go on or a stop was asked for
+ * while waiting (the transaction then stays open and is aborted by the next
+ * start). */
+static int txn_commit(kafka_run *r)
+{
+    rd_kafka_topic_partition_list_t *l = commit_list(r);
+    rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(r->rk);
+    int rc = 0, waited = 0;
+    for (;;) {
+        char err[512];
+        nta_txn_result tr = nta_producer_commit(r->prod, l, md, 2000, err, sizeof err);
+        if (tr == NTA_TXN_OK) {
+            note_committed(r, l);
+            r->commits++;
+            r->dirty = 0;
+            break;
+        }
+        if (tr == NTA_TXN_ABORTED) {
+            fprintf(stderr, "nta: %s; reading the input again from the last commit\n", err);
+            snprintf(r->note, sizeof r->note, "%.200s", err);
+            r->aborts++;
+            if (!r->revoking)
+                rewind_input(r);
+            break;
+        }
+        if (tr == NTA_TXN_FATAL) {
+            fprintf(stderr, "nta: %s\n", err);
+            if (strstr(err, "fenced"))
+                fprintf(stderr, "nta: another nta-run with transactional.id of this one "
+                                "(--instance) took over; stopping\n");
+            r->fatal = 1;
+            rc = -1;
+            break;
+        }
+        snprintf(r->note, sizeof r->note, "paused, commit waits for the broker: %.180s", err);
+        if (!waited++)
+            fprintf(stderr, "nta: %s\n", r->note);
+        report(r, nta_wall_us());
+        if (nta_run_stop) {
+            rc = -1;
+            break;
+        }
+    }
+    if (waited && rc == 0) {
+        fprintf(stderr, "nta: broker back, commit done; resuming\n");
+        r->note[0] = '\0';
+    }
+    rd_kafka_consumer_group_metadata_destroy(md);
+    rd_kafka_topic_partition_list_destroy(l);
+    return rc;
+}
+
+/* Commits everything produced so far, in either delivery mode. */
+static int commit_now(kafka_run *r)
+{
+    if (r->exactly_once)
+        return txn_commit(r);
+    return drain_commits(r);
+}
+
+/* The committed offsets of parts, waiting while they are unstable (a
+ * transaction that commits them is still open, e.g. of an instance that
+ * crashed, until the broker aborts it after transaction.timeout.ms). */
+static rd_kafka_resp_err_t fetch_committed(kafka_run *r, rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; i < 30; i++) {
+        e = rd_kafka_committed(r->rk, parts, 10000);
+        if (e != RD_KAFKA_RESP_ERR__TIMED_OUT && e != RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT)
+            break;
+        fprintf(stderr, "nta: committed offsets not available yet (%s); waiting\n",
+                rd_kafka_err2str(e));
+    }
+    return e;
+}
+
+/* Partitions move between instances of a group: before giving them up all
+ * results are committed with their offsets, and all window state is dropped;
+ * on assignment every partition is read from its committed offset and the
+ * windows are rebuilt, suppressing what the previous owner emitted. Dropping
+ * the state of the partitions kept too is what makes the handover exact:
+ * windows mix partitions, and the state of one can not be taken out of them. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    kafka_run *r = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_resp_err_t e = fetch_committed(r, parts);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "nta: cannot read the committed offsets: %s; stopping\n",
+                    rd_kafka_err2str(e));
+            r->fatal = 1;
+        }
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            part_state *ps = part(r, tp->partition);
+            ps->committed = e == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= 0 ? tp->offset : -1;
+            ps->committed_wm = e == RD_KAFKA_RESP_ERR_NO_ERROR ? parse_wm_meta(tp) : INT64_MIN;
+            if (!ps->seen && r->o->from != NTA_FROM_COMMITTED) {
+                tp->offset = r->o->from == NTA_FROM_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING
+                                                              : RD_KAFKA_OFFSET_END;
+                ps->committed = -1;
+                ps->committed_wm = INT64_MIN;
+            } else if (ps->committed < 0) {
+                tp->offset = RD_KAFKA_OFFSET_INVALID; /* auto.offset.reset */
+            }
+            if (ps->committed_wm != INT64_MIN)
+                nta_pipeline_set_resume_watermark(r->p, tp->partition, ps->committed_wm);
+            ps->seen = ps->assigned = 1;
+            ps->eof = 0;
+            ps->first = ps->next = -1;
+            nta_pipeline_partition(r->p, tp->partition, 1);
+        }
+        if (r->o->verbose)
+            fprintf(stderr, "nta: assigned %d partition(s) of %s\n", parts->cnt,
+                    r->conf->input_topic);
+        rd_kafka_assign(rk, parts);
+    } else {
+        r->revoking = 1;
+        if (!r->fatal && !r->closing && commit_now(r) != 0)
+            fprintf(stderr, "nta: results of revoked partitions not committed: the next "
+                            "owner reads them again\n");
+        r->revoking = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+            part_state *ps = part(r, parts->elems[i].partition);
+            ps->assigned = ps->eof = 0;
+            nta_pipeline_partition(r->p, parts->elems[i].partition, 0);
+        }
+        nta_pipeline_reset(r->p);
+        if (r->o->verbose)
+            fprintf(stderr, "nta: revoked %d partition(s)\n", parts->cnt);
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+/* This process's name in its group: --instance, or the host name. */
+static void instance_name(const nta_run_opts *o, char *out, size_t len)
+{
+    if (o->instance) {
+        snprintf(out, len, "%s", o->instance);
+    } else if (gethostname(out, len) != 0) {
+        snprintf(out, len, "localhost");
+    }
+    out[len - 1] = '\0';
 }
 
 static rd_kafka_t *consumer_create(kafka_run *r, char *err, size_t errlen)
@@ -501,7 +755,8 @@ static rd_kafka_t *consumer_create(kafka_run *r, char *err, size_t errlen)
         "enable.auto.commit", "false",
         "enable.auto.offset.store", "false",
         "auto.offset.reset", r->o->from == NTA_FROM_LATEST ? "latest" : "earliest",
-        "enable.partition.eof", r->o->until_end ? "true" : "false",
+        /* The watermark needs to know which partitions are caught up. */
+        "enable.partition.eof", "true",
         /* librdkafka 2.0 (Debian 12) stops fetching a partition once its
          * queue holds queued.min.messages and looks again only about a
          * second later; at the default 100k a pipeline that drains 1M
@@ -517,6 +772,7 @@ static rd_kafka_t *consumer_create(kafka_run *r, char *err, size_t errlen)
     if (conf == NULL)
         return NULL;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_error_cb(conf, consumer_error_cb);
     rd_kafka_conf_set_opaque(conf, r);
     char rderr[256];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof rderr);
@@ -538,12 +794,46 @@ static rd_kafka_t *consumer_create(kafka_run *r, char *err, size_t errlen)
     return rk;
 }
 
+/* transactional.id: one per instance of a group, stable across restarts, so
+ * that a restarted instance fences its crashed predecessor and aborts its
+ * open transaction at once. */
+static void transactional_id(const kafka_run *r, char *out, size_t len)
+{
+    char inst[256];
+    instance_name(r->o, inst, sizeof inst);
+    snprintf(out, len, "nta-%.200s-%.200s-%.200s", r->o->kafka.group ? r->o->kafka.group : "nta",
+             r->conf->input_topic, inst);
+}
+
+static int create_producer(kafka_run *r, char *err, size_t errlen)
+{
+    if (r->o->delivery == NTA_DELIVERY_AT_LEAST_ONCE) {
+        r->prod = nta_producer_create(&r->o->kafka, NULL, NULL, err, errlen);
+        return r->prod ? 0 : -1;
+    }
+    char id[640];
+    transactional_id(r, id, sizeof id);
+    int no_txn = 0;
+    r->prod = nta_producer_create(&r->o->kafka, id, &no_txn, err, errlen);
+    if (r->prod) {
+        r->exactly_once = 1;
+        if (r->o->verbose)
+            fprintf(stderr, "nta: exactly-once delivery, transactional.id %s\n", id);
+        return 0;
+    }
+    if (!no_txn || r->o->delivery == NTA_DELIVERY_EXACTLY_ONCE)
+        return -1;
+    fprintf(stderr, "nta: %s; falling back to at-least-once delivery\n", err);
+    r->prod = nta_producer_create(&r->o->kafka, NULL, NULL, err, errlen);
+    return r->prod ? 0 : -1;
+}
+
 int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run_opts *o)
 {
-    kafka_run r = {.conf = conf, .o = o, .resume_wm = INT64_MIN};
+    kafka_run r = {.conf = conf, .o = o};
     char err[512];
     int rc = 0;
-    if ((r.prod = nta_producer_create(&o->kafka, err, sizeof err)) == NULL) {
+    if (create_producer(&r, err, sizeof err) != 0) {
         fprintf(stderr, "nta: %s\n", err);
         return 1;
     }
@@ -554,25 +844,52 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
         nta_producer_destroy(r.prod, 0);
         return 1;
     }
-    nta_http *http = attach_http(o, r.p, conf, "kafka");
+    r.http = attach_http(o, r.p, conf, "kafka");
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(r.rk);
     rd_kafka_message_t *msgs[4096];
     nta_status_line sl;
     nta_status_init(&sl, o->verbose, nta_wall_us());
+    r.sl = &sl;
     r.last_commit_us = nta_wall_us();
     int drained = 0;
-    while (!nta_run_stop) {
+    while (!nta_run_stop && !r.fatal) {
+        r.lost_in_batch = 0;
         ssize_t n = rd_kafka_consume_batch_queue(q, 100, msgs, sizeof msgs / sizeof msgs[0]);
+        /* Before this batch moves the watermark: a partition caught up
+         * earlier whose end has moved since (as the last fetch saw it) is
+         * behind again and must hold the watermark back. */
+        for (int32_t i = 0; i < r.nparts; i++) {
+            part_state *ps = &r.parts[i];
+            int64_t lo, hi;
+            if (ps->assigned && ps->eof && ps->next >= 0 &&
+                rd_kafka_get_watermark_offsets(r.rk, conf->input_topic, i, &lo, &hi) == 0 &&
+                hi > ps->next) {
+                ps->eof = 0;
+                nta_pipeline_partition_behind(r.p, i);
+            }
+        }
         for (ssize_t i = 0; i < n; i++) {
             rd_kafka_message_t *m = msgs[i];
             if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                part(&r, m->partition)->eof = 1;
+                part_state *ps = part(&r, m->partition);
+                ps->next = m->offset; /* the end, where reading goes on */
+                if (!r.lost_in_batch) {
+                    ps->eof = 1;
+                    nta_pipeline_partition_at_end(r.p, m->partition);
+                }
             } else if (m->err) {
                 consumer_error(&r, m);
             } else {
                 part_state *ps = part(&r, m->partition);
                 ps->eof = 0;
                 ps->next = m->offset + 1;
+                if (ps->first < 0)
+                    ps->first = m->offset;
+                r.dirty = 1;
+                if (r.broker_down) {
+                    r.broker_down = 0;
+                    r.note[0] = '\0';
+                }
                 rd_kafka_timestamp_type_t tstype;
                 int64_t ts = rd_kafka_message_timestamp(m, &tstype);
                 nta_pipeline_feed(r.p, m->partition, m->offset, m->key, m->key_len, m->payload,
@@ -581,24 +898,24 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
             rd_kafka_message_destroy(m);
         }
         int64_t t = nta_wall_us();
-        nta_pipeline_tick(r.p, t / 1000);
+        /* Without brokers the input is not idle, it is unreachable: closing
+         * windows on the wall clock would make the records that follow late. */
+        if (!r.broker_down)
+            nta_pipeline_tick(r.p, t / 1000);
         maybe_reload(r.p);
         nta_producer_poll(r.prod, 0);
         if (t - r.last_commit_us >= (int64_t)o->commit_interval_ms * 1000) {
-            snapshot_commit(&r);
-            r.last_commit_us = t;
+            if (r.exactly_once) {
+                if (r.dirty || nta_producer_txn_failed(r.prod))
+                    txn_commit(&r);
+            } else {
+                snapshot_commit(&r);
+            }
+            r.last_commit_us = nta_wall_us();
         }
-        commit_ready(&r, 0);
-        nta_status_values v;
-        status_values(&v, nta_pipeline_get_stats(r.p));
-        v.lag = total_lag(&r);
-        v.note = r.note[0] ? r.note : nta_producer_last_error(r.prod);
-        nta_status_update(&sl, t, &v, 0);
-        if (http) {
-            nta_producer_stats pst;
-            nta_producer_get_stats(r.prod, &pst);
-            nta_http_tick(http, v.lag, &pst, v.note, t);
-        }
+        if (!r.exactly_once)
+            commit_ready(&r, 0);
+        report(&r, t);
         if (o->until_end && all_at_end(&r)) {
             drained = 1;
             break;
@@ -607,32 +924,36 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
     nta_status_done(&sl);
     if (drained)
         nta_pipeline_flush(r.p);
-    /* Deliver what was produced, then commit what that covers. Without
-     * --until-end open windows are not flushed: their records stay
-     * uncommitted and are read again on restart. */
-    snapshot_commit(&r);
-    for (int i = 0; i < 600 && r.npending; i++) {
-        nta_producer_poll(r.prod, 100);
-        commit_ready(&r, 1);
-    }
-    if (r.npending) {
-        fprintf(stderr, "nta: results not acknowledged within 60 s; their offsets stay "
-                        "uncommitted and will be read again\n");
+    /* Commit what was produced. Without --until-end open windows are not
+     * flushed: their records stay uncommitted and are read again on restart. */
+    if (!r.fatal && commit_now(&r) != 0) {
+        fprintf(stderr, r.exactly_once
+                            ? "nta: the last transaction was not committed; its results are "
+                              "produced again on restart\n"
+                            : "nta: results not acknowledged within 60 s; their offsets stay "
+                              "uncommitted and will be read again\n");
         rc = 1;
     }
+    if (r.fatal)
+        rc = 1;
     for (size_t i = 0; i < r.npending; i++)
         rd_kafka_topic_partition_list_destroy(r.pending[i].offsets);
     free(r.pending);
     print_summary(r.p);
+    if (r.exactly_once)
+        fprintf(stderr, "nta:   transactions: %llu committed, %llu aborted, %llu rewinds\n",
+                (unsigned long long)r.commits, (unsigned long long)r.aborts,
+                (unsigned long long)r.rewinds);
     rd_kafka_queue_destroy(q);
+    r.closing = 1; /* closing the consumer revokes: committed just above */
     rd_kafka_consumer_close(r.rk);
     rd_kafka_destroy(r.rk);
-    long left = nta_producer_destroy(r.prod, 10000);
-    if (left > 0) {
+    long left = nta_producer_destroy(r.prod, r.exactly_once ? 0 : 10000);
+    if (left > 0 && !r.exactly_once) {
         fprintf(stderr, "nta: %ld output messages undelivered at exit\n", left);
         rc = 1;
     }
-    nta_http_detach(http);
+    nta_http_detach(r.http);
     nta_pipeline_destroy(r.p);
     free(r.parts);
     return rc;
@@ -670,7 +991,7 @@ int nta_run_generator(nta_script *s, nta_gen_conf *conf, const nta_run_opts *o)
 {
     gen_run g = {.conf = conf};
     char err[2048];
-    if (o->kafka.brokers && (g.prod = nta_producer_create(&o->kafka, err, sizeof err)) == NULL) {
+    if (o->kafka.brokers && (g.prod = nta_producer_create(&o->kafka, NULL, NULL, err, sizeof err)) == NULL) {
         fprintf(stderr, "nta: %s\n", err);
         return 1;
     }

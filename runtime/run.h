@@ -19,6 +19,12 @@ typedef enum nta_from {
     NTA_FROM_LATEST,
 } nta_from;
 
+typedef enum nta_delivery {
+    NTA_DELIVERY_AUTO,          /* exactly-once where the cluster offers transactions */
+    NTA_DELIVERY_EXACTLY_ONCE,  /* transactions, or fail */
+    NTA_DELIVERY_AT_LEAST_ONCE, /* idempotent producer; offsets committed once delivered */
+} nta_delivery;
+
 typedef struct nta_run_opts {
     nta_kafka_opts kafka;
     nta_from from;
@@ -26,6 +32,8 @@ typedef struct nta_run_opts {
     int fast;      /* generators: no pacing */
     int verbose;
     int commit_interval_ms;
+    nta_delivery delivery;
+    const char *instance; /* NULL: the host name */
     nta_http_opts http; /* the dashboard; http.listen NULL: none */
     /* The pipeline script and its arguments, for reloads. */
     const char *script_path;

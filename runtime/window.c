@@ -30,7 +30,7 @@ static inline uint64_t hash_bytes(const void *data, size_t len)
 #define TABLE_KEYS_LIMIT ((uint32_t)1 << 30)
 #define TABLE_MIN_CAP 16u
 
-/* Freed panes kept for reuse with their entry and order arrays, so that the
+/* Freed panes kept for reuse with their slot and entry arrays, so that the
  * steady state (one pane opens as one closes) allocates nothing. */
 #define PANE_POOL_MAX 4
 /* Cleared sketches kept for reuse: a top-k summary or a quantile sketch is
@@ -47,11 +47,12 @@ static inline uint64_t hash_bytes(const void *data, size_t len)
  * rate where a close is costly. */
 #define AHEAD_BUDGET 1
 
-/* One 8-byte word of an entry: a number, or the sketch of a topk or
+/* One 8-byte slot of an entry: a number, or the sketch of a topk or
  * quantile agg. A distinct agg's counter lives in the entry itself
  * (HLL_WORDS words), so that adding to a small set touches no other memory. */
 typedef union word {
     uint64_t u;
+    int64_t i;
     nta_topk *t;
     nta_qsketch *q;
     void *p; /* either, where the kind does not matter */
@@ -68,8 +69,9 @@ typedef struct pool {
 
 /* A hash table of keys with their aggregate state: one per pane, plus the
  * window's merge table. Entries are stored flat, ew words each:
- *   [0] key hash (never 0), [1 .. kw] key bytes, [kw+1] count, then the
- *   aggs, agg j at word aoff[j] (one word, or HLL_WORDS for distinct).
+ *   [0] key hash (never 0), [1 .. kw] key bytes, [kw+1] count, [kw+2] the
+ *   input partition of its records (TAG_*), then the aggs, agg j at word
+ *   aoff[j] (one word, or HLL_WORDS for distinct).
  * The entries are the open-addressing table itself (linear probing from
  * hash & (cap - 1), word 0 == 0 marks a free place), so that finding a key
  * costs one memory access where a separate slot array would cost two;
@@ -125,6 +127,7 @@ struct nta_window {
     uint32_t ahead_ent; /* and the entries below this one of pane ahead_pane */
     int ahead_more;     /* an unmerged pane of ahead_k may be final already */
 
+    int64_t input_part; /* tag of the records added (nta_window_set_input) */
     int64_t emitted_upto;
     int64_t next_k; /* first window not yet passed; INT64_MIN before any */
     nta_window_stats st;
@@ -441,6 +444,25 @@ static inline word *count_of(const nta_window *w, word *e)
     return e + w->kw + 1;
 }
 
+/* The input partition an entry's records came from: a partition number,
+ * TAG_NONE (not from Kafka) or TAG_MIXED (several partitions). */
+#define TAG_NONE (-1)
+#define TAG_MIXED (-2)
+
+static inline word *tag_of(const nta_window *w, word *e)
+{
+    return e + w->kw + 2;
+}
+
+/* Tag of an entry that had count records so far and now takes records tagged t. */
+static inline void tag_merge(word *tag, uint64_t count, int64_t t)
+{
+    if (count == 0)
+        tag->i = t;
+    else if (tag->i != t)
+        tag->i = TAG_MIXED;
+}
+
 static inline word *agg_of(const nta_window *w, word *e, int j)
 {
     return e + w->aoff[j];
@@ -732,7 +754,8 @@ nta_window *nta_window_create(const nta_window_spec *spec)
     w->z = spec->size_ms / w->g;
     for (int i = 0; i < spec->nkeys; i++)
         w->kw += is_addr_field(spec->key[i]) ? 2 : 1;
-    w->ew = 1 + w->kw + 1;
+    w->ew = 1 + w->kw + 2;
+    w->input_part = TAG_NONE;
     w->max_keys = spec->max_keys < TABLE_KEYS_LIMIT ? (uint32_t)spec->max_keys
                                                     : TABLE_KEYS_LIMIT;
     for (int i = 0; i < spec->naggs; i++) {
@@ -885,6 +908,7 @@ int nta_window_add(nta_window *w, const nta_record *r)
         t->live++;
         w->st.open_keys++;
     }
+    tag_merge(tag_of(w, e), cnt->u, w->input_part);
     if (e == entry(w, t, 0))
         w->st.overflow++;
     cnt->u++;
@@ -933,6 +957,7 @@ static void combine(nta_window *w, word *dst, word *src)
 {
     if (count_of(w, dst)->u == 0)
         (void)ensure_sketches(w, dst);
+    tag_merge(tag_of(w, dst), count_of(w, dst)->u, tag_of(w, src)->i);
     count_of(w, dst)->u += count_of(w, src)->u;
     for (int j = 0; j < w->spec.naggs; j++) {
         word *d = agg_of(w, dst, j), *s = agg_of(w, src, j);
@@ -1011,6 +1036,7 @@ static void emit_entry(nta_window *w, word *e, int is_other, nta_result *res,
         key_text(w, e + 1, res);
     }
     res->is_other = is_other;
+    res->partition = (int32_t)tag_of(w, e)->i;
     uint64_t n = count_of(w, e)->u;
     res->count = n;
     for (int j = 0; j < w->spec.naggs; j++) {
@@ -1295,6 +1321,11 @@ static size_t table_bytes(const nta_window *w, const table *t)
 
 /* O(open keys) when the spec has a sketch aggregate (each sketch is asked
  * its size), O(open panes) otherwise: meant for periodic reporting. */
+void nta_window_set_input(nta_window *w, int32_t partition)
+{
+    w->input_part = partition >= 0 ? partition : TAG_NONE;
+}
+
 void nta_window_get_stats(const nta_window *w, nta_window_stats *out)
 {
     *out = w->st;

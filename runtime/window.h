@@ -125,6 +125,9 @@ typedef struct nta_result {
      * bucket every entry is "(other)". */
     char key_text[NTA_WINDOW_MAX_KEYS][NTA_FIELD_TEXT_MAX];
     int is_other; /* the overflow bucket */
+    /* The input partition all its records came from (nta_window_set_input),
+     * -1 for records from no partition, -2 for records of several. */
+    int32_t partition;
     uint64_t count;
     nta_agg_value values[NTA_WINDOW_MAX_AGGS]; /* parallel to spec->aggs */
 } nta_result;
@@ -170,6 +173,11 @@ int64_t nta_window_last_end(const nta_window_spec *spec, int64_t ts_ms);
 
 /* End of the last emitted window (INT64_MIN before the first). */
 int64_t nta_window_emitted_upto(const nta_window *w);
+
+/* The input partition of the records added from now on (< 0: none). Results
+ * say which partition their records came from, so that after a restart or a
+ * rebalance a partition's results can be told apart from another's. */
+void nta_window_set_input(nta_window *w, int32_t partition);
 
 void nta_window_get_stats(const nta_window *w, nta_window_stats *out);
 

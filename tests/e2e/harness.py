@@ -231,3 +231,24 @@ STANDARD_SPECS = [
     {"name": "pairs", "size_ms": 10000, "slide_ms": 4000, "key": ["src_ip", "dst_ip"],
      "aggs": [("min", "bytes"), ("max", "bytes"), ("mean", "bytes"), ("sum", "packets")]},
 ]
+
+
+# ---- the fixture's broker, stopped and started again with its data ----
+
+def _broker_env():
+    state = os.environ["NTA_KAFKA_STATE"]
+    with open(os.path.join(state, "ports")) as f:
+        port, cport = f.read().split()
+    return dict(os.environ, NTA_KAFKA_DIR=os.path.join(state, "broker"), NTA_KAFKA_PORT=port,
+                NTA_KAFKA_CONTROLLER_PORT=cport, NTA_KAFKA_KEEP="1")
+
+
+def broker_stop():
+    subprocess.run([os.path.join(ROOT, "tools", "kafka-local"), "stop"], env=_broker_env(),
+                   check=True, capture_output=True, timeout=120)
+
+
+def broker_start():
+    """Starts the stopped broker again on the same ports, keeping its data."""
+    subprocess.run([os.path.join(ROOT, "tools", "kafka-local"), "start"], env=_broker_env(),
+                   check=True, capture_output=True, timeout=180)

@@ -1101,6 +1101,60 @@ static void test_last_end(void **state)
     }
 }
 
+/* Each result says which input partition its records came from: one
+ * partition's number, -2 when several fed it (checked per key, through the
+ * merge of a sliding window's panes), -1 when none was set. */
+typedef struct part_seen {
+    int32_t by_src[4]; /* last partition tag per source 10.0.0.1 .. 10.0.0.3 */
+    int n;
+} part_seen;
+
+static void note_partition(void *ctx, const nta_result *res)
+{
+    part_seen *ps = ctx;
+    int host = res->key_text[0][strlen(res->key_text[0]) - 1] - '0';
+    assert_in_range(host, 1, 3);
+    ps->by_src[host] = res->partition;
+    ps->n++;
+}
+
+static void test_partition_tags(void **state)
+{
+    (void)state;
+    nta_window_spec sp = make_spec("tags", 4000, 2000);
+    sp.nkeys = 1;
+    sp.key[0] = NTA_F_SRC_IP;
+    nta_window *w = nta_window_create(&sp);
+    assert_non_null(w);
+    /* 10.0.0.1 only from partition 0, 10.0.0.2 only from 1, 10.0.0.3 from
+     * both, in different panes of the same window. */
+    const struct { int64_t ts; int host; int32_t part; } in[] = {
+        {100, 1, 0}, {2100, 1, 0}, {200, 2, 1}, {2200, 2, 1}, {300, 3, 0}, {2300, 3, 1},
+    };
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+        nta_record r = {.ts_ms = in[i].ts};
+        nta_addr_from_v4(&r.src, 0x0a000000u + (uint32_t)in[i].host);
+        nta_window_set_input(w, in[i].part);
+        assert_int_equal(nta_window_add(w, &r), 0);
+    }
+    part_seen ps = {0};
+    nta_window_advance(w, 4000, note_partition, &ps); /* windows [-2000, 2000) and [0, 4000) */
+    assert_int_equal(ps.n, 6);
+    assert_int_equal(ps.by_src[1], 0);
+    assert_int_equal(ps.by_src[2], 1);
+    assert_int_equal(ps.by_src[3], -2);
+    nta_window_destroy(w);
+
+    w = nta_window_create(&sp);
+    nta_record r = {.ts_ms = 500};
+    nta_addr_from_v4(&r.src, 0x0a000001u);
+    assert_int_equal(nta_window_add(w, &r), 0);
+    ps = (part_seen){0};
+    nta_window_flush(w, note_partition, &ps);
+    assert_int_equal(ps.by_src[1], -1);
+    nta_window_destroy(w);
+}
+
 static void test_tumbling(void **state)
 {
     (void)state;
@@ -1773,6 +1827,7 @@ int main(void)
         cmocka_unit_test(test_spec_check),
         cmocka_unit_test(test_last_end),
         cmocka_unit_test(test_tumbling),
+        cmocka_unit_test(test_partition_tags),
         cmocka_unit_test(test_sliding_divisible),
         cmocka_unit_test(test_sliding_not_divisible),
         cmocka_unit_test(test_negative_timestamps),
