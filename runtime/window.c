@@ -30,7 +30,7 @@ static inline uint64_t hash_bytes(const void *data, size_t len)
 #define TABLE_KEYS_LIMIT ((uint32_t)1 << 30)
 #define TABLE_MIN_CAP 16u
 
-/* Freed panes kept for reuse with their slot and entry arrays, so that the
+/* Freed panes kept for reuse with their entry and order arrays, so that the
  * steady state (one pane opens as one closes) allocates nothing. */
 #define PANE_POOL_MAX 4
 /* Cleared sketches kept for reuse: a top-k summary or a quantile sketch is
@@ -47,7 +47,7 @@ static inline uint64_t hash_bytes(const void *data, size_t len)
  * rate where a close is costly. */
 #define AHEAD_BUDGET 1
 
-/* One 8-byte slot of an entry: a number, or the sketch of a topk or
+/* One 8-byte word of an entry: a number, or the sketch of a topk or
  * quantile agg. A distinct agg's counter lives in the entry itself
  * (HLL_WORDS words), so that adding to a small set touches no other memory. */
 typedef union word {
