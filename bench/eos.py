@@ -19,10 +19,10 @@ on a noisy machine:
    independent read_committed consumer takes the time each result arrives.
    p50/p99 of (arrival - close) per mode.
 3. Restart: a 10-minute tumbling window keyed by source address holds
-   1,000,000 open keys; nta-run is killed with SIGKILL once it has read them
+   EOS_KEYS (default 1,000,000) open keys; nta-run is killed with SIGKILL once it has read them
    and started again; restart time = from the new process's start until it
    has read every record again (rebuilt state, /api/status). Measured twice:
-   with only the open window's records in the topic, and with 2,000,000 more
+   with only the open window's records in the topic, and with twice as many more
    records of windows closed before, to show restart time follows the open
    window, not how long the process ran.
 
@@ -43,6 +43,7 @@ PORT = int(os.environ.get("EOS_PORT", "39492"))
 N = int(os.environ.get("EOS_RECORDS", "2000000"))
 REPEAT = int(os.environ.get("EOS_REPEAT", "3"))
 LIVE_S = int(os.environ.get("EOS_LIVE_S", "40"))
+KEYS = int(os.environ.get("EOS_KEYS", "1000000"))
 HTTP_PORT = PORT + 7
 
 
@@ -208,7 +209,7 @@ class Bench:
     def restart(self, history):
         src, out = self.uniq("rs-in"), self.uniq("rs-out")
         self.topics((src, 3), (out, 1))
-        keys = 1000000
+        keys = KEYS
         t_open = 1700000400000  # inside one 10-minute window
         if history:
             # Closed windows: 2M records over the hour before.
@@ -253,7 +254,7 @@ def main():
         b = Bench(nta, work)
         tp = b.throughput()
         lat = {m: b.latency(m) for m in ("exactly-once", "at-least-once")}
-        rs = [b.restart(0), b.restart(2000000)]
+        rs = [b.restart(0), b.restart(2 * KEYS)]
     finally:
         subprocess.run([kl, "stop"], env=env, stdout=subprocess.DEVNULL)
     print("| measure | exactly-once | at-least-once | ratio |")

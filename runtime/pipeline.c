@@ -21,6 +21,7 @@ typedef struct last_result {
 
 typedef struct part_time {
     int64_t max_ms; /* newest event time read; INT64_MIN before the first */
+    int64_t end_since_ms; /* wall clock when it reached its end */
     uint8_t assigned, at_end;
 } part_time;
 
@@ -315,25 +316,27 @@ static int64_t aggregate(nta_pipeline *p, const nta_record *r)
     return done;
 }
 
-/* The oldest of the newest event times of the assigned partitions that are
- * still behind (not at their end); with none behind, the newest of all. */
+/* The oldest of the newest event times of the assigned partitions, leaving
+ * out those idle (at their end for idle_timeout); with all idle, the newest
+ * of all. A partition merely at its end still counts: a producer held up
+ * (say by a broker restart) may yet write records of the time it was quiet. */
 static void update_frontier(nta_pipeline *p)
 {
     int64_t lo = INT64_MAX, hi = INT64_MIN;
-    int behind = 0;
+    int active = 0;
     for (int32_t i = 0; i < p->nparts; i++) {
         const part_time *pt = &p->parts[i];
         if (!pt->assigned)
             continue;
         if (pt->max_ms > hi)
             hi = pt->max_ms;
-        if (!pt->at_end) {
-            behind = 1;
+        if (!pt->at_end || p->now_ms - pt->end_since_ms < p->conf.idle_timeout_ms) {
+            active = 1;
             if (pt->max_ms < lo)
                 lo = pt->max_ms;
         }
     }
-    p->frontier = behind ? lo : hi;
+    p->frontier = active ? lo : hi;
 }
 
 static part_time *part_time_of(nta_pipeline *p, int32_t partition)
@@ -364,7 +367,7 @@ void nta_pipeline_partition_at_end(nta_pipeline *p, int32_t partition)
     part_time *pt = part_time_of(p, partition);
     if (pt->assigned && !pt->at_end) {
         pt->at_end = 1;
-        update_frontier(p);
+        pt->end_since_ms = p->now_ms;
     }
 }
 
@@ -538,6 +541,8 @@ void nta_pipeline_tick(nta_pipeline *p, int64_t now_ms)
     /* The clock is read per tick, not per record: idleness is measured in
      * seconds, and a clock read per record would cost more than decoding. */
     p->now_ms = now_ms;
+    if (p->nassigned)
+        update_frontier(p); /* partitions turn idle with the clock */
     if (p->fed_since_tick) {
         p->last_record_wall_ms = now_ms;
         p->fed_since_tick = 0;

@@ -85,14 +85,14 @@ void nta_pipeline_set_tap(nta_pipeline *p, nta_tap_fn fn, void *ctx);
 void nta_pipeline_set_resume_watermark(nta_pipeline *p, int32_t partition, int64_t wm);
 
 /* Watermarks over Kafka partitions. The watermark follows the oldest of the
- * newest event times of the assigned partitions that still have records to
- * read, so that whether a record is late depends only on the order within
- * its own partition, never on how the consumer interleaves partitions (a
- * restart that re-reads a backlog decides exactly as the first run did). A
- * partition that reached its end (nta_pipeline_partition_at_end) holds
- * nothing back until it has records again; with every partition at its end
- * the newest event time of all counts. Without assigned partitions (input
- * not from Kafka) the newest event time counts.
+ * newest event times of the assigned partitions, so that whether a record is
+ * late depends only on the order within its own partition, never on how the
+ * consumer interleaves partitions (a restart that re-reads a backlog decides
+ * exactly as the first run did). A partition that has been at its end
+ * (nta_pipeline_partition_at_end) for idle_timeout stops holding the
+ * watermark back until it has records again; with every partition idle the
+ * newest event time of all counts. Without assigned partitions (input not
+ * from Kafka) the newest event time counts.
  * assigned: 1 on assignment (the partition holds the watermark back until
  * its first record), 0 on revocation. */
 void nta_pipeline_partition(nta_pipeline *p, int32_t partition, int assigned);

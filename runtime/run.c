@@ -289,6 +289,7 @@ typedef struct part_state {
     int64_t committed;    /* the group's committed offset as last known; -1 none */
     int64_t committed_wm; /* the watermark committed with it; INT64_MIN none */
     int64_t first;        /* first offset read since the assignment or rewind; -1 none */
+    int64_t start;        /* where the assignment started reading (may be logical) */
     int seen;             /* assigned before in this process (--from applies once) */
 } part_state;
 
@@ -311,9 +312,7 @@ typedef struct kafka_run {
     size_t npending, cappending;
     int dirty;        /* records read or results produced since the last commit */
     int broker_down;  /* the consumer lost its brokers and has not read since */
-    /* Brokers were lost while the batch being handled was fetched: its
-     * end-of-partition events may predate that and are not to be trusted. */
-    int lost_in_batch;
+    int rebalanced;   /* the assignment changed during the last consume call */
     int fatal;        /* the transactional producer can not go on */
     int revoking;     /* in the revoke callback: an abort does not rewind */
     int closing;      /* consumer closing: revocation commits nothing */
@@ -388,7 +387,6 @@ static int all_at_end(const kafka_run *r)
 static void brokers_lost(kafka_run *r)
 {
     r->broker_down = 1;
-    r->lost_in_batch = 1;
     for (int32_t i = 0; i < r->nparts; i++)
         if (r->parts[i].assigned) {
             r->parts[i].eof = 0;
@@ -561,6 +559,30 @@ static int drain_commits(kafka_run *r)
     return r->npending ? -1 : 0;
 }
 
+/* Seeks every assigned partition back to where its assignment started. */
+static void restart_assignment(kafka_run *r)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->nparts + 1);
+    for (int32_t i = 0; i < r->nparts; i++) {
+        part_state *ps = &r->parts[i];
+        if (!ps->assigned)
+            continue;
+        rd_kafka_topic_partition_list_add(l, r->conf->input_topic, i)->offset = ps->start;
+        ps->first = ps->next = -1;
+        ps->eof = 0;
+    }
+    if (l->cnt) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(r->rk, l, 10000);
+        if (e) {
+            fprintf(stderr, "nta: cannot read the new assignment from its start: %s\n",
+                    rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            r->fatal = 1;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* Reads every assigned partition again from its committed offset (or, with
  * none, from the first offset read), rebuilding the windows from scratch:
  * the results of an aborted transaction are produced again, and those
@@ -687,6 +709,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     kafka_run *r = opaque;
+    r->rebalanced = 1;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         rd_kafka_resp_err_t e = fetch_committed(r, parts);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -709,6 +732,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
             if (ps->committed_wm != INT64_MIN)
                 nta_pipeline_set_resume_watermark(r->p, tp->partition, ps->committed_wm);
+            ps->start = tp->offset;
+            if (ps->start == RD_KAFKA_OFFSET_INVALID)
+                ps->start = r->o->from == NTA_FROM_LATEST ? RD_KAFKA_OFFSET_END
+                                                          : RD_KAFKA_OFFSET_BEGINNING;
             ps->seen = ps->assigned = 1;
             ps->eof = 0;
             ps->first = ps->next = -1;
@@ -853,8 +880,18 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
     r.last_commit_us = nta_wall_us();
     int drained = 0;
     while (!nta_run_stop && !r.fatal) {
-        r.lost_in_batch = 0;
+        r.rebalanced = 0;
         ssize_t n = rd_kafka_consume_batch_queue(q, 100, msgs, sizeof msgs / sizeof msgs[0]);
+        if (r.rebalanced) {
+            /* The rebalance callback ran inside this call: the batch may hold
+             * messages of the old assignment, read before the state they
+             * belong to was dropped. Drop the batch and read the new
+             * assignment from its start again. */
+            for (ssize_t i = 0; i < n; i++)
+                rd_kafka_message_destroy(msgs[i]);
+            n = 0;
+            restart_assignment(&r);
+        }
         /* Before this batch moves the watermark: a partition caught up
          * earlier whose end has moved since (as the last fetch saw it) is
          * behind again and must hold the watermark back. */
@@ -873,10 +910,8 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
             if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 part_state *ps = part(&r, m->partition);
                 ps->next = m->offset; /* the end, where reading goes on */
-                if (!r.lost_in_batch) {
-                    ps->eof = 1;
-                    nta_pipeline_partition_at_end(r.p, m->partition);
-                }
+                ps->eof = 1;
+                nta_pipeline_partition_at_end(r.p, m->partition);
             } else if (m->err) {
                 consumer_error(&r, m);
             } else {
