@@ -217,6 +217,21 @@ static void error_text(rd_kafka_error_t *e, const char *what, char *err, size_t 
     snprintf(err, errlen, "%s: %s", what, rd_kafka_error_string(e));
 }
 
+/* Calls op (init_transactions or abort_transaction) until it succeeds or
+ * fails for good, at most tries times, then begins a transaction. Returns
+ * NULL, or the error to report (the caller destroys it). */
+static rd_kafka_error_t *retry_then_begin(nta_producer *p,
+                                          rd_kafka_error_t *(*op)(rd_kafka_t *, int), int tries,
+                                          int timeout_ms)
+{
+    rd_kafka_error_t *e = op(p->rk, timeout_ms);
+    for (int i = 1; i < tries && e != NULL && rd_kafka_error_is_retriable(e); i++) {
+        rd_kafka_error_destroy(e);
+        e = op(p->rk, timeout_ms);
+    }
+    return e ? e : rd_kafka_begin_transaction(p->rk);
+}
+
 nta_producer *nta_producer_create(const nta_kafka_opts *o, const char *transactional_id,
                                   int *no_txn, char *err, size_t errlen)
 {
@@ -271,16 +286,7 @@ nta_producer *nta_producer_create(const nta_kafka_opts *o, const char *transacti
     if (p->transactional) {
         /* Retried while the coordinator is loading or briefly away: a
          * restart right after a crash meets exactly that. */
-        rd_kafka_error_t *e = NULL;
-        for (int i = 0; i < 12; i++) {
-            e = rd_kafka_init_transactions(p->rk, 10000);
-            if (e == NULL || !rd_kafka_error_is_retriable(e))
-                break;
-            rd_kafka_error_destroy(e);
-            e = NULL;
-        }
-        if (e == NULL)
-            e = rd_kafka_begin_transaction(p->rk);
+        rd_kafka_error_t *e = retry_then_begin(p, rd_kafka_init_transactions, 12, 10000);
         if (e != NULL) {
             rd_kafka_resp_err_t code = rd_kafka_error_code(e);
             if (no_txn)
@@ -427,16 +433,7 @@ int nta_producer_txn_failed(const nta_producer *p) { return p->txn_failed; }
  * or NTA_TXN_FATAL if even that failed. */
 static nta_txn_result abort_and_begin(nta_producer *p, char *err, size_t errlen)
 {
-    rd_kafka_error_t *e = NULL;
-    for (int i = 0; i < 30; i++) {
-        e = rd_kafka_abort_transaction(p->rk, 2000);
-        if (e == NULL || !rd_kafka_error_is_retriable(e))
-            break;
-        rd_kafka_error_destroy(e);
-        e = NULL;
-    }
-    if (e == NULL)
-        e = rd_kafka_begin_transaction(p->rk);
+    rd_kafka_error_t *e = retry_then_begin(p, rd_kafka_abort_transaction, 30, 2000);
     if (e != NULL) {
         error_text(e, "abort transaction", err, errlen);
         rd_kafka_error_destroy(e);

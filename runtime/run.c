@@ -394,27 +394,14 @@ static void brokers_lost(kafka_run *r)
         }
 }
 
-/* Client-level errors arrive here, on the thread that polls the consumer. */
-static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+/* A consumer error, from a message or from the client: shown in the status
+ * and, at most every 10 s, in the log. */
+static void consumer_error(kafka_run *r, rd_kafka_resp_err_t err, const char *text)
 {
-    (void)rk;
-    kafka_run *r = opaque;
+    snprintf(r->note, sizeof r->note, "consumer: %.200s", text);
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)
         brokers_lost(r);
-    snprintf(r->note, sizeof r->note, "consumer: %.200s", reason);
-    int64_t t = nta_wall_us();
-    if (t - r->last_err_us >= 10000000) {
-        fprintf(stderr, "nta: consumer: %s\n", reason);
-        r->last_err_us = t;
-    }
-}
-
-static void consumer_error(kafka_run *r, const rd_kafka_message_t *m)
-{
-    snprintf(r->note, sizeof r->note, "consumer: %s", rd_kafka_message_errstr(m));
-    if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || m->err == RD_KAFKA_RESP_ERR__TRANSPORT)
-        brokers_lost(r);
-    if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
         /* e.g. fenced by a consumer with the same group.instance.id: this
          * consumer can not go on; a restart can. */
         char why[256];
@@ -424,9 +411,16 @@ static void consumer_error(kafka_run *r, const rd_kafka_message_t *m)
     }
     int64_t t = nta_wall_us();
     if (t - r->last_err_us >= 10000000) {
-        fprintf(stderr, "nta: consumer: %s\n", rd_kafka_message_errstr(m));
+        fprintf(stderr, "nta: consumer: %s\n", text);
         r->last_err_us = t;
     }
+}
+
+/* Client-level errors arrive here, on the thread that polls the consumer. */
+static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    consumer_error(opaque, (rd_kafka_resp_err_t)err, reason);
 }
 
 /* Status line and dashboard: also served while a commit waits for the broker. */
@@ -559,6 +553,20 @@ static int drain_commits(kafka_run *r)
     return r->npending ? -1 : 0;
 }
 
+/* Seeks the partitions of l (then destroyed) to its offsets. A partition
+ * that could not seek would skip records: stop rather than lose them; a
+ * restart reads from the commit. */
+static void seek_parts(kafka_run *r, rd_kafka_topic_partition_list_t *l, const char *what)
+{
+    rd_kafka_error_t *e = l->cnt ? rd_kafka_seek_partitions(r->rk, l, 10000) : NULL;
+    if (e) {
+        fprintf(stderr, "nta: %s: %s; stopping\n", what, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        r->fatal = 1;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* Seeks every assigned partition back to where its assignment started. */
 static void restart_assignment(kafka_run *r)
 {
@@ -571,16 +579,7 @@ static void restart_assignment(kafka_run *r)
         ps->first = ps->next = -1;
         ps->eof = 0;
     }
-    if (l->cnt) {
-        rd_kafka_error_t *e = rd_kafka_seek_partitions(r->rk, l, 10000);
-        if (e) {
-            fprintf(stderr, "nta: cannot read the new assignment from its start: %s\n",
-                    rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-            r->fatal = 1;
-        }
-    }
-    rd_kafka_topic_partition_list_destroy(l);
+    seek_parts(r, l, "reading the new assignment from its start");
 }
 
 /* Reads every assigned partition again from its committed offset (or, with
@@ -605,18 +604,7 @@ static void rewind_input(kafka_run *r)
         ps->first = -1;
         ps->eof = 0;
     }
-    if (l->cnt) {
-        rd_kafka_error_t *e = rd_kafka_seek_partitions(r->rk, l, 10000);
-        if (e) {
-            /* A partition that could not seek would skip records: stop
-             * rather than lose them; a restart reads from the commit. */
-            fprintf(stderr, "nta: rewind after an aborted transaction: %s\n",
-                    rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-            r->fatal = 1;
-        }
-    }
-    rd_kafka_topic_partition_list_destroy(l);
+    seek_parts(r, l, "rewind after an aborted transaction");
     r->rewinds++;
 }
 
@@ -913,7 +901,7 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
                 ps->eof = 1;
                 nta_pipeline_partition_at_end(r.p, m->partition);
             } else if (m->err) {
-                consumer_error(&r, m);
+                consumer_error(&r, m->err, rd_kafka_message_errstr(m));
             } else {
                 part_state *ps = part(&r, m->partition);
                 ps->eof = 0;
