@@ -834,6 +834,7 @@ void nta_hub_publish(void *hub, nta_event_kind kind, const char *json, size_t le
     case NTA_EVENT_WINDOW: publish_window(h, json, len, now); break;
     case NTA_EVENT_ALERT: publish_alert(h, json, len, now); break;
     case NTA_EVENT_RELOAD: publish_reload(h, json, len, now); break;
+    case NTA_EVENT_CLOSED: break;
     }
 }
 

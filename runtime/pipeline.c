@@ -519,9 +519,15 @@ static void advance(nta_pipeline *p, int64_t wm)
     for (int i = 0; i < p->nwin; i++) {
         p->emitting = i;
         p->emitting_end = INT64_MIN;
+        uint64_t before = p->st.results_out;
         nta_window_advance(p->win[i], wm, emit_result, p);
         if (p->emitting_end != INT64_MIN)
             window_done(p);
+        /* An observer that batches a close's results (the dashboard's top
+         * lists) can send them now rather than at its next tick. */
+        if (p->tap && p->st.results_out != before)
+            p->tap(p->tap_ctx, NTA_EVENT_CLOSED, p->conf.windows[i].name,
+                   strlen(p->conf.windows[i].name));
         /* The first aligned end (k * slide + size) after wm. */
         const nta_window_spec *sp = &p->conf.windows[i];
         int64_t k = (wm - sp->size_ms) / sp->slide_ms;

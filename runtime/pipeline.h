@@ -51,6 +51,8 @@ typedef enum nta_event_kind {
     NTA_EVENT_WINDOW, /* a window result: the JSON of output.h */
     NTA_EVENT_ALERT,  /* an alert raised, ongoing or cleared */
     NTA_EVENT_RELOAD, /* the outcome of a rules reload */
+    NTA_EVENT_CLOSED, /* every result of a window close is out; json is the
+                       * window's name (not JSON) */
 } nta_event_kind;
 
 /* Called on the pipeline's thread for every event, with JSON that is valid
