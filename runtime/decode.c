@@ -1020,6 +1020,42 @@ static int is_space_or_nul(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\0';
 }
 
+/* Producers written in C sometimes send the terminating NUL, and
+ * spreadsheet exports start with a UTF-8 byte order mark. */
+static const char *trim(const char *p, size_t *len)
+{
+    if (*len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+        p += 3;
+        *len -= 3;
+    }
+    while (*len > 0 && is_space_or_nul(p[*len - 1]))
+        (*len)--;
+    while (*len > 0 && is_space_or_nul(p[0])) {
+        p++;
+        (*len)--;
+    }
+    return p;
+}
+
+/* Whether format auto reads the (trimmed, non-empty) text p as CSV. */
+static int auto_is_csv(const char *p)
+{
+    unsigned char c = (unsigned char)p[0];
+    /* Control bytes or non-ASCII cannot start a CSV line of ours: this is
+     * binary (goflow2 protobuf, compressed data) rather than a bad record. */
+    return c != '{' && c != '[' && c >= 0x20 && c < 0x7f;
+}
+
+int nta_decode_in_order(const nta_decoder *d, const char *payload, size_t len)
+{
+    if (d->format == NTA_FMT_CSV)
+        return 1;
+    if (d->format != NTA_FMT_AUTO || payload == NULL)
+        return 0;
+    const char *p = trim(payload, &len);
+    return len > 0 && auto_is_csv(p);
+}
+
 nta_decode_status nta_decode(nta_decoder *d, const char *payload, size_t len, nta_record *out)
 {
     memset(out, 0, sizeof *out);
@@ -1027,20 +1063,7 @@ nta_decode_status nta_decode(nta_decoder *d, const char *payload, size_t len, nt
     out->packets = 1;
     if (payload == NULL)
         return NTA_DEC_EMPTY;
-
-    /* Producers written in C sometimes send the terminating NUL, and
-     * spreadsheet exports start with a UTF-8 byte order mark. */
-    const char *p = payload;
-    if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
-        p += 3;
-        len -= 3;
-    }
-    while (len > 0 && is_space_or_nul(p[len - 1]))
-        len--;
-    while (len > 0 && is_space_or_nul(p[0])) {
-        p++;
-        len--;
-    }
+    const char *p = trim(payload, &len);
     if (len == 0)
         return NTA_DEC_EMPTY;
 
@@ -1050,18 +1073,14 @@ nta_decode_status nta_decode(nta_decoder *d, const char *payload, size_t len, nt
         return p[0] == '{' ? decode_json(d, d->format, p, len, out) : NTA_DEC_BAD_JSON;
     case NTA_FMT_CSV:
         return decode_csv(d, p, len, out);
-    case NTA_FMT_AUTO: {
-        unsigned char c = (unsigned char)p[0];
-        if (c == '{')
+    case NTA_FMT_AUTO:
+        if (p[0] == '{')
             return decode_json(d, NTA_FMT_AUTO, p, len, out);
-        if (c == '[')
+        if (p[0] == '[')
             return NTA_DEC_BAD_JSON;
-        /* Control bytes or non-ASCII cannot start a CSV line of ours: this is
-         * binary (goflow2 protobuf, compressed data) rather than a bad record. */
-        if (c < 0x20 || c >= 0x7f)
+        if (!auto_is_csv(p))
             return NTA_DEC_UNKNOWN_FORMAT;
         return decode_csv(d, p, len, out);
-    }
     default:
         return NTA_DEC_UNKNOWN_FORMAT;
     }

@@ -75,4 +75,9 @@ int nta_decoder_set_columns(nta_decoder *d, const char *const *names, int n,
 nta_decode_status nta_decode(nta_decoder *d, const char *payload, size_t len,
                              nta_record *out);
 
+/* 1 when decoding payload reads or changes d's state (a CSV line: the column
+ * map a header line sets), so that it must be decoded in input order; 0 when
+ * any copy of d decodes it the same, on any thread. */
+int nta_decode_in_order(const nta_decoder *d, const char *payload, size_t len);
+
 #endif

@@ -265,16 +265,26 @@ static void send(nta_pipeline *p, const char *topic, const char *key, size_t kle
 
 static void advance(nta_pipeline *p, int64_t wm);
 
+static int filter_hit(const nta_filter *f, const nta_record *r)
+{
+    int any = 0;
+    if (f->field == NTA_F_SRC_IP || f->field == NTA_F_DST_IP) {
+        const nta_addr *a = f->field == NTA_F_SRC_IP ? &r->src : &r->dst;
+        for (int k = 0; k < f->nvalues; k++)
+            any |= nta_prefix_match(&f->nets[k], a);
+    } else {
+        uint64_t v = nta_record_u64(r, f->field);
+        for (int k = 0; k < f->nvalues; k++)
+            any |= f->values[k] == v;
+    }
+    return any != f->negate;
+}
+
 static int matches(const nta_window_spec *sp, const nta_record *r)
 {
-    for (int f = 0; f < sp->nwhere; f++) {
-        uint64_t v = nta_record_u64(r, sp->where[f].field);
-        int any = 0;
-        for (int k = 0; k < sp->where[f].nvalues; k++)
-            any |= sp->where[f].values[k] == v;
-        if (!any)
+    for (int f = 0; f < sp->nwhere; f++)
+        if (!filter_hit(&sp->where[f], r))
             return 0;
-    }
     return 1;
 }
 
@@ -384,8 +394,18 @@ void nta_pipeline_feed(nta_pipeline *p, int32_t partition, int64_t offset, const
                        size_t klen, const char *payload, size_t len, int64_t msg_ts_ms)
 {
     nta_record r;
-    p->st.records_in++;
     nta_decode_status s = nta_decode(&p->dec, payload, len, &r);
+    nta_pipeline_feed_decoded(p, partition, offset, key, klen, payload, len, msg_ts_ms, s, &r);
+}
+
+const nta_decoder *nta_pipeline_decoder(const nta_pipeline *p) { return &p->dec; }
+
+void nta_pipeline_feed_decoded(nta_pipeline *p, int32_t partition, int64_t offset,
+                               const char *key, size_t klen, const char *payload, size_t len,
+                               int64_t msg_ts_ms, nta_decode_status s, const nta_record *rec)
+{
+    nta_record r = *rec;
+    p->st.records_in++;
     if (s == NTA_DEC_OK && r.ts_ms == NTA_TS_NONE) {
         if (msg_ts_ms > 0)
             r.ts_ms = msg_ts_ms;
@@ -488,15 +508,19 @@ static void emit_result(void *ctx, const nta_result *res)
             lr->r.values[i].topk = NULL;
     lr->valid = 1;
     nta_rules_on_result(p->rules, res, p->now_ms);
-    nta_buf_reset(&p->key);
-    nta_buf_reset(&p->val);
-    nta_output_result_key(&p->key, res);
-    nta_output_result_json(&p->val, res);
-    send(p, p->conf.output_topic, p->key.data, p->key.len, p->val.data, p->val.len,
-         res->end_ms, NULL, NULL);
-    p->st.results_out++;
-    if (p->tap)
-        p->tap(p->tap_ctx, NTA_EVENT_WINDOW, p->val.data, p->val.len);
+    if (res->spec->unpublished) {
+        p->st.results_unpublished++;
+    } else {
+        nta_buf_reset(&p->key);
+        nta_buf_reset(&p->val);
+        nta_output_result_key(&p->key, res);
+        nta_output_result_json(&p->val, res);
+        send(p, p->conf.output_topic, p->key.data, p->key.len, p->val.data, p->val.len,
+             res->end_ms, NULL, NULL);
+        p->st.results_out++;
+        if (p->tap)
+            p->tap(p->tap_ctx, NTA_EVENT_WINDOW, p->val.data, p->val.len);
+    }
     if (p->script && nta_script_has_on_window(p->script)) {
         char err[2048];
         if (nta_script_on_window(p->script, res, err, sizeof err) != 0) {

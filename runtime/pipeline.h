@@ -35,6 +35,7 @@ typedef struct nta_pipeline_stats {
     uint64_t late_records; /* late for at least one window */
     uint64_t results_out;
     uint64_t results_suppressed; /* already emitted before a restart */
+    uint64_t results_unpublished; /* of windows declared publish = false */
     uint64_t output_errors;
     uint64_t script_errors; /* on_window failures */
     uint64_t alerts_out;
@@ -69,6 +70,13 @@ void nta_pipeline_destroy(nta_pipeline *p);
  * key may be NULL. partition < 0 means "not from Kafka" (no offset tracking). */
 void nta_pipeline_feed(nta_pipeline *p, int32_t partition, int64_t offset, const char *key,
                        size_t klen, const char *payload, size_t len, int64_t msg_ts_ms);
+
+/* The same for a message decoded elsewhere (predecode.h) with a copy of
+ * nta_pipeline_decoder(p): s and rec are what nta_decode returned. */
+void nta_pipeline_feed_decoded(nta_pipeline *p, int32_t partition, int64_t offset,
+                               const char *key, size_t klen, const char *payload, size_t len,
+                               int64_t msg_ts_ms, nta_decode_status s, const nta_record *rec);
+const nta_decoder *nta_pipeline_decoder(const nta_pipeline *p);
 
 /* One already-decoded record (in-process source). */
 void nta_pipeline_feed_record(nta_pipeline *p, const nta_record *r);

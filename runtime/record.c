@@ -123,6 +123,39 @@ int nta_addr_parse(nta_addr *a, const char *s, size_t len)
     return inet_pton(AF_INET6, tmp, a->b) == 1 ? 0 : -1;
 }
 
+int nta_prefix_parse(nta_prefix *p, const char *s, size_t len)
+{
+    const char *slash = memchr(s, '/', len);
+    size_t alen = slash ? (size_t)(slash - s) : len;
+    nta_addr a;
+    if (nta_addr_parse(&a, s, alen) != 0)
+        return -1;
+    /* IPv4 is stored behind the 96 bits of the v4-mapped prefix. */
+    int base = nta_addr_is_v4(&a) ? 96 : 0;
+    int bits = 128 - base;
+    if (slash) {
+        const char *d = slash + 1, *end = s + len;
+        if (d == end || end - d > 3)
+            return -1;
+        bits = 0;
+        for (; d < end; d++) {
+            if (*d < '0' || *d > '9')
+                return -1;
+            bits = bits * 10 + (*d - '0');
+        }
+        if (bits > 128 - base)
+            return -1;
+    }
+    uint8_t m[16] = {0};
+    for (int i = 0; i < base + bits; i++)
+        m[i / 8] |= (uint8_t)(0x80u >> (i % 8));
+    memcpy(p->mask, m, sizeof m);
+    memcpy(p->net, a.b, sizeof p->net);
+    p->net[0] &= p->mask[0];
+    p->net[1] &= p->mask[1];
+    return 0;
+}
+
 size_t nta_addr_format(const nta_addr *a, char *buf)
 {
     if (nta_addr_is_v4(a))

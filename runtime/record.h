@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Timestamp value meaning "the record carried no time of its own"; the
  * source then stamps it with the Kafka message time. */
@@ -69,6 +70,25 @@ int nta_addr_is_v4(const nta_addr *a);
  * Returns 0 on success, -1 if the text is not an address. */
 int nta_addr_parse(nta_addr *a, const char *s, size_t len);
 size_t nta_addr_format(const nta_addr *a, char *buf);
+
+/* An address prefix such as 10.0.0.0/8 or 2001:db8::/32, as the 16-byte
+ * mask and the masked network, so that a test is two ANDs per half. */
+typedef struct nta_prefix {
+    uint64_t net[2], mask[2];
+} nta_prefix;
+
+/* Parses "ADDR/BITS" or a bare address (all its bits) of length len (not
+ * NUL-terminated). An IPv4 prefix matches IPv4 addresses only. Bits past
+ * the prefix length are ignored, as routers do. Returns 0, or -1 if the text
+ * is not a prefix. */
+int nta_prefix_parse(nta_prefix *p, const char *s, size_t len);
+
+static inline int nta_prefix_match(const nta_prefix *p, const nta_addr *a)
+{
+    uint64_t w[2];
+    memcpy(w, a->b, sizeof w);
+    return ((w[0] & p->mask[0]) == p->net[0]) & ((w[1] & p->mask[1]) == p->net[1]);
+}
 
 /* Protocol name ("tcp", "UDP", "icmp", ...) or decimal text to number.
  * Returns -1 if neither. */

@@ -13,6 +13,7 @@
 #include "generator.h"
 #include "http.h"
 #include "pipeline.h"
+#include "predecode.h"
 #include "status.h"
 
 volatile sig_atomic_t nta_run_stop;
@@ -96,6 +97,8 @@ static void print_summary(nta_pipeline *p)
             (unsigned long long)st->records_in, (unsigned long long)st->records_ok,
             (unsigned long long)st->bad_total, (unsigned long long)st->late_records,
             (unsigned long long)st->results_out);
+    if (st->results_unpublished)
+        fprintf(stderr, " (+%llu unpublished)", (unsigned long long)st->results_unpublished);
     if (st->script_errors)
         fprintf(stderr, ", %llu on_window errors", (unsigned long long)st->script_errors);
     if (st->alerts_out)
@@ -861,7 +864,13 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
     }
     r.http = attach_http(o, r.p, conf, "kafka");
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(r.rk);
-    rd_kafka_message_t *msgs[4096];
+    rd_kafka_message_t *msgs[NTA_PREDECODE_MAX];
+    const char *payloads[NTA_PREDECODE_MAX];
+    size_t lens[NTA_PREDECODE_MAX];
+    /* CSV lines depend on the header before them: decoded in order only. */
+    nta_predecode *pd = conf->format == NTA_FMT_CSV
+                            ? NULL
+                            : nta_predecode_create(nta_pipeline_decoder(r.p));
     nta_status_line sl;
     nta_status_init(&sl, o->verbose, nta_wall_us());
     r.sl = &sl;
@@ -893,6 +902,13 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
                 nta_pipeline_partition_behind(r.p, i);
             }
         }
+        if (pd && n > 0) {
+            for (ssize_t i = 0; i < n; i++) {
+                payloads[i] = msgs[i]->err ? NULL : msgs[i]->payload;
+                lens[i] = msgs[i]->len;
+            }
+            nta_predecode_begin(pd, payloads, lens, (size_t)n);
+        }
         for (ssize_t i = 0; i < n; i++) {
             rd_kafka_message_t *m = msgs[i];
             if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -915,11 +931,19 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
                 }
                 rd_kafka_timestamp_type_t tstype;
                 int64_t ts = rd_kafka_message_timestamp(m, &tstype);
-                nta_pipeline_feed(r.p, m->partition, m->offset, m->key, m->key_len, m->payload,
-                                  m->len, ts);
+                const nta_decoded *d = pd ? nta_predecode_get(pd, (size_t)i) : NULL;
+                if (d && d->status != NTA_PREDECODE_IN_ORDER)
+                    nta_pipeline_feed_decoded(r.p, m->partition, m->offset, m->key, m->key_len,
+                                              m->payload, m->len, ts,
+                                              (nta_decode_status)d->status, &d->rec);
+                else
+                    nta_pipeline_feed(r.p, m->partition, m->offset, m->key, m->key_len,
+                                      m->payload, m->len, ts);
             }
             rd_kafka_message_destroy(m);
         }
+        if (pd && n > 0)
+            nta_predecode_end(pd);
         int64_t t = nta_wall_us();
         /* Without brokers the input is not idle, it is unreachable: closing
          * windows on the wall clock would make the records that follow late. */
@@ -967,6 +991,7 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
         fprintf(stderr, "nta:   transactions: %llu committed, %llu aborted, %llu rewinds\n",
                 (unsigned long long)r.commits, (unsigned long long)r.aborts,
                 (unsigned long long)r.rewinds);
+    nta_predecode_destroy(pd);
     rd_kafka_queue_destroy(q);
     r.closing = 1; /* closing the consumer revokes: committed just above */
     rd_kafka_consumer_close(r.rk);

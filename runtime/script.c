@@ -321,18 +321,52 @@ static void add_aggs(lua_State *L, nta_window_spec *w, const char *what, nta_agg
     }
 }
 
-static uint64_t filter_value(lua_State *L, const char *what, const char *field)
+/* One value of where.<field>, at the top of the stack: a whole number for a
+ * numeric field, a prefix ("10.0.0.0/8") or address for an address field. */
+static void filter_value(lua_State *L, const char *what, const char *name, nta_filter *flt)
 {
+    if (flt->nvalues == NTA_FILTER_MAX_VALUES)
+        luaL_error(L, "%s: where.%s lists more than %d values", what, name,
+                   NTA_FILTER_MAX_VALUES);
+    if (!nta_field_is_numeric(flt->field)) {
+        size_t len;
+        const char *t = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (t == NULL || nta_prefix_parse(&flt->nets[flt->nvalues], t, len) != 0)
+            luaL_error(L, "%s: where.%s takes address prefixes like \"10.0.0.0/8\" or "
+                          "\"2001:db8::/32\", or addresses", what, name);
+        flt->nvalues++;
+        return;
+    }
     if (lua_type(L, -1) != LUA_TNUMBER)
-        luaL_error(L, "%s: where.%s must be a number or a list of numbers", what, field);
+        luaL_error(L, "%s: where.%s must be a number or a list of numbers", what, name);
     double d = lua_tonumber(L, -1);
     if (d < 0 || d != floor(d) || d > 1e18)
-        luaL_error(L, "%s: where.%s must be whole numbers >= 0", what, field);
-    return (uint64_t)d;
+        luaL_error(L, "%s: where.%s must be whole numbers >= 0", what, name);
+    flt->values[flt->nvalues++] = (uint64_t)d;
 }
 
-/* where = { proto = 6, tcp_flags = 2, src_port = { 53, 123 } }: equality on
- * numeric fields, a list meaning any of its values. */
+/* The value or list of values at the top of the stack. */
+static void filter_values(lua_State *L, const char *what, const char *name, nta_filter *flt)
+{
+    if (!lua_istable(L, -1)) {
+        filter_value(L, what, name, flt);
+        return;
+    }
+    int n = (int)lua_objlen(L, -1);
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        filter_value(L, what, name, flt);
+        lua_pop(L, 1);
+    }
+    if (flt->nvalues == 0)
+        luaL_error(L, "%s: where.%s lists no value", what, name);
+}
+
+/* where = { proto = 6, tcp_flags = 2, src_port = { 53, 123 },
+ *           src_ip = { "10.0.0.0/8", "192.168.0.0/16" },
+ *           dst_ip = { not_in = { "10.0.0.0/8", "192.168.0.0/16" } } }:
+ * a record enters when every listed field has one of its values (numbers,
+ * or for addresses prefixes), or with not_in none of them. */
 static void add_filters(lua_State *L, nta_window_spec *w, const char *what)
 {
     lua_getfield(L, 1, "where");
@@ -349,25 +383,30 @@ static void add_filters(lua_State *L, nta_window_spec *w, const char *what)
             luaL_error(L, "%s: where takes field = value pairs", what);
         const char *name = lua_tostring(L, -2);
         nta_field f = field_or_error(L, what, "where", name);
-        if (!nta_field_is_numeric(f))
-            luaL_error(L, "%s: where.%s: only numeric fields can be filtered", what, name);
         if (w->nwhere == NTA_WINDOW_MAX_FILTERS)
             luaL_error(L, "%s: where has more than %d fields", what, NTA_WINDOW_MAX_FILTERS);
         nta_filter *flt = &w->where[w->nwhere++];
         flt->field = f;
         if (lua_istable(L, -1)) {
-            int n = (int)lua_objlen(L, -1);
-            if (n < 1 || n > NTA_FILTER_MAX_VALUES)
-                luaL_error(L, "%s: where.%s lists 1 to %d values", what, name,
-                           NTA_FILTER_MAX_VALUES);
-            for (int i = 1; i <= n; i++) {
-                lua_rawgeti(L, -1, i);
-                flt->values[flt->nvalues++] = filter_value(L, what, name);
+            lua_getfield(L, -1, "not_in");
+            if (!lua_isnil(L, -1)) {
+                flt->negate = 1;
+                filter_values(L, what, name, flt);
+            }
+            lua_pop(L, 1);
+            /* Anything beside not_in (or beside the list) is a mistake. */
+            int count = 0;
+            lua_pushnil(L);
+            while (lua_next(L, -2) != 0) {
+                count++;
                 lua_pop(L, 1);
             }
-        } else {
-            flt->values[flt->nvalues++] = filter_value(L, what, name);
+            if (count != (flt->negate ? 1 : (int)lua_objlen(L, -1)))
+                luaL_error(L, "%s: where.%s must be a value, a list of values or "
+                              "{ not_in = value or list }", what, name);
         }
+        if (!flt->negate)
+            filter_values(L, what, name, flt);
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -491,7 +530,7 @@ static int l_window_body(lua_State *L)
 {
     static const char *const allowed[] = {"key", "size", "slide", "count", "sum", "min", "max",
                                           "mean", "distinct", "max_keys", "where", "topk",
-                                          "quantiles", NULL};
+                                          "quantiles", "publish", NULL};
     nta_script *s = self(L);
     const char *name = lua_tostring(L, lua_upvalueindex(2));
     char what[NTA_WINDOW_NAME_MAX + 16];
@@ -534,6 +573,11 @@ static int l_window_body(lua_State *L)
     add_quantiles(L, &w, what);
 
     add_filters(L, &w, what);
+    lua_getfield(L, 1, "publish");
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+        luaL_error(L, "%s: option 'publish' must be true or false", what);
+    w.unpublished = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
 
     char err[256];
     if (nta_window_spec_check(&w, err, sizeof err) != 0)

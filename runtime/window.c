@@ -344,8 +344,10 @@ int nta_window_spec_check(const nta_window_spec *spec, char *err, size_t errlen)
                     NTA_WINDOW_MAX_FILTERS);
     for (int i = 0; i < spec->nwhere; i++) {
         const nta_filter *f = &spec->where[i];
-        if (!is_field(f->field) || !nta_field_is_numeric(f->field))
-            return fail(err, errlen, "window %s: filter %d is not on a numeric field", nm, i + 1);
+        if (!is_field(f->field))
+            return fail(err, errlen, "window %s: filter %d is not on a field", nm, i + 1);
+        if (f->negate != 0 && f->negate != 1)
+            return fail(err, errlen, "window %s: filter %d: negate must be 0 or 1", nm, i + 1);
         if (f->nvalues < 1 || f->nvalues > NTA_FILTER_MAX_VALUES)
             return fail(err, errlen, "window %s: filter on %s lists %d values, 1 to %d allowed",
                         nm, nta_field_name(f->field), f->nvalues, NTA_FILTER_MAX_VALUES);

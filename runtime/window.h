@@ -65,12 +65,15 @@ typedef struct nta_agg_spec {
     double q[NTA_AGG_MAX_QUANTILES];
 } nta_agg_spec;
 
-/* A record filter: the record's field must equal one of values. */
+/* A record filter: the record's field must equal one of values (numeric
+ * fields) or lie in one of nets (address fields); with negate, none. */
 #define NTA_FILTER_MAX_VALUES 8
 typedef struct nta_filter {
-    nta_field field; /* numeric fields only */
+    nta_field field;
+    int negate;
     int nvalues;
     uint64_t values[NTA_FILTER_MAX_VALUES];
+    nta_prefix nets[NTA_FILTER_MAX_VALUES];
 } nta_filter;
 
 #define NTA_WINDOW_MAX_FILTERS 4
@@ -88,6 +91,10 @@ typedef struct nta_window_spec {
      * pipeline before nta_window_add; the engine itself does not filter). */
     nta_filter where[NTA_WINDOW_MAX_FILTERS];
     int nwhere;
+    /* publish = false: results go to the rules and on_window only, not to
+     * the output topic or the dashboard (the pipeline's concern, like
+     * where). For detection windows with a result per host pair. */
+    int unpublished;
 } nta_window_spec;
 
 /* "sum" -> NTA_AGG_SUM ... ("topk", "quantile"); -1 if unknown. */

@@ -184,6 +184,13 @@ def _lua_list(items):
     return "{ %s }" % ", ".join('"%s"' % i for i in items)
 
 
+def _lua_filter(vals):
+    """where values: a list of numbers or prefix strings, or {"not_in": list}."""
+    if isinstance(vals, dict):
+        return "{ not_in = %s }" % _lua_filter(vals["not_in"])
+    return "{ %s }" % ", ".join('"%s"' % v if isinstance(v, str) else str(v) for v in vals)
+
+
 def pipeline_script(specs, input_opts, output_topic, extra=""):
     """A pipeline script for window specs in nta_batch's form."""
     lines = ["input { %s }" % ", ".join("%s = %s" % (k, v) for k, v in input_opts.items()),
@@ -201,8 +208,7 @@ def pipeline_script(specs, input_opts, output_topic, extra=""):
             opts.append("max_keys = %d" % s["max_keys"])
         if "where" in s:
             opts.append("where = { %s }" % ", ".join(
-                "%s = { %s }" % (f, ", ".join(str(v) for v in vals))
-                for f, vals in s["where"].items()))
+                "%s = %s" % (f, _lua_filter(vals)) for f, vals in s["where"].items()))
         lines.append('window "%s" { %s }' % (s["name"], ", ".join(opts)))
     lines.append(extra)
     f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)

@@ -1,6 +1,7 @@
 """nta-run driven by small Lua scripts, without Kafka: the in-process sources
 (stdin, an embedded generator), script errors, on_window, and the command line.
 Expected window results come from nta_batch.py, never from nta itself."""
+import ipaddress
 import json
 import os
 import select
@@ -96,6 +97,58 @@ class StdinPipelineTest(unittest.TestCase):
             plain = {k: v for k, v in spec.items() if k != "where"}
             expected += nta_batch.compute(kept, [plain])
         nta_batch.assert_equal(expected, got)
+
+    def test_where_address_prefixes_and_not_in(self):
+        data = gen_lines("rate=2000", "count=30000", "start=%d" % START,
+                         "inject=exfil@4+3:target=198.51.100.9")
+        records = [h.record_from_json(l) for l in data.splitlines()]
+        internal = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+        nets = [ipaddress.ip_network(n) for n in internal]
+
+        def inside(addr):
+            ip = ipaddress.ip_address(addr)
+            return any(ip in n for n in nets)
+
+        egress = {"name": "egress", "size_ms": 5000, "slide_ms": 1000,
+                  "key": ["src_ip", "dst_ip"], "aggs": [("sum", "bytes")],
+                  "where": {"src_ip": internal, "dst_ip": {"not_in": internal}}}
+        # One host (/32 in prefix form and as a bare address) and a port
+        # list negated.
+        one = {"name": "one", "size_ms": 5000, "slide_ms": 5000, "key": ["dst_port"],
+               "aggs": [("sum", "bytes")],
+               "where": {"src_ip": ["10.0.2.20/32", "::ffff:10.0.3.7"], "proto": {"not_in": [17]}}}
+        script = h.pipeline_script([egress, one], {"lateness": '"1h"'}, "processed-data")
+        p = subprocess.run([h.NTA_RUN, script], input=data, capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = [json.loads(l) for l in p.stdout.splitlines()]
+        kept_egress = [r for r in records if inside(r["src_ip"]) and not inside(r["dst_ip"])]
+        kept_one = [r for r in records if r["src_ip"] in ("10.0.2.20", "10.0.3.7")
+                    and r["proto"] != 17]
+        self.assertGreater(len(kept_egress), 1000)
+        self.assertLess(len(kept_egress), len(records) * 0.8)
+        self.assertGreater(len(kept_one), 10)
+        expected = []
+        for spec, kept in ((egress, kept_egress), (one, kept_one)):
+            plain = {k: v for k, v in spec.items() if k != "where"}
+            expected += nta_batch.compute(kept, [plain])
+        nta_batch.assert_equal(expected, got)
+        self.assertTrue(any(r["key"].get("dst_ip") == "198.51.100.9" for r in got))
+
+    def test_where_rejects_bad_prefixes(self):
+        for bad, says in (('src_ip = "10.0.0.0/33"', "address prefixes"),
+                          ('dst_ip = { not_in = {} }', "lists no value"),
+                          ('dst_ip = { "10.0.0.0/8", not_in = "1.2.3.4" }', "not_in"),
+                          ('proto = "6"', "number")):
+            f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+            f.write('input { format = "json" }\nwindow "w" { size = "1s", where = { %s } }\n'
+                    % bad)
+            f.close()
+            p = subprocess.run([h.NTA_RUN, f.name], input="", capture_output=True, text=True,
+                               timeout=60)
+            os.unlink(f.name)
+            self.assertNotEqual(p.returncode, 0, bad)
+            self.assertIn(says, p.stderr, bad)
 
     def test_idle_input_still_closes_windows(self):
         script = h.pipeline_script(
@@ -223,9 +276,9 @@ class ScriptErrorTest(unittest.TestCase):
         self.assert_script_error('window "w" { size = "1s" }\nlocal x = nil\nx.y = 1\n',
                                  "FILE:3:")
 
-    def test_filter_on_an_address(self):
+    def test_filter_on_an_address_takes_prefixes(self):
         self.assert_script_error('window "w" { size = "1s", where = { src_ip = 1 } }\n',
-                                 "FILE:1:", "only numeric fields")
+                                 "FILE:1:", "takes address prefixes")
 
     def test_no_window(self):
         self.assert_script_error('input { }\n', "declares no window")

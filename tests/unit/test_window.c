@@ -867,9 +867,12 @@ static void test_spec_check(void **state)
     expect_bad(&b, "values");
     b.where[0].nvalues = 1;
     b.where[0].field = NTA_F_SRC_IP;
-    expect_bad(&b, "numeric");
+    assert_int_equal(nta_window_spec_check(&b, err, sizeof err), 0);
+    b.where[0].negate = 2;
+    expect_bad(&b, "negate");
+    b.where[0].negate = 0;
     b.where[0].field = NTA_F_NONE;
-    expect_bad(&b, "numeric");
+    expect_bad(&b, "field");
     b.where[0].field = NTA_F_PROTO;
     b.nwhere = NTA_WINDOW_MAX_FILTERS + 1;
     expect_bad(&b, "filters");

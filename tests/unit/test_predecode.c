@@ -1,0 +1,144 @@
+/* Unit tests of decoding ahead (runtime/predecode.c).
+ *
+ * The record of every item must be the one a plain nta_decode of that
+ * payload gives, whichever thread decoded it, for batches of every size
+ * around the chunk length, many times over (the two threads race for
+ * chunks differently each time); CSV lines and items without a payload are
+ * handed back to be decoded in order. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "predecode.h"
+
+static void test_in_order_payloads(void **state)
+{
+    (void)state;
+    nta_decoder d;
+    nta_decoder_init(&d, NTA_FMT_AUTO);
+    static const struct {
+        const char *s;
+        int in_order;
+    } cases[] = {
+        {"{\"src_ip\":\"10.0.0.1\",\"dst_ip\":\"10.0.0.2\"}", 0},
+        {"  \n{\"src_ip\":\"10.0.0.1\"}", 0},
+        {"\xEF\xBB\xBF{}", 0},
+        {"[1,2]", 0},
+        {"\x08\x01\x10", 0}, /* binary: never CSV */
+        {"", 0},
+        {"   ", 0},
+        {"10.0.0.1,10.0.0.2,100", 1},
+        {"\xEF\xBB\xBFsrc_ip,dst_ip,bytes", 1},
+        {" ts,src_ip,dst_ip", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(nta_decode_in_order(&d, cases[i].s, strlen(cases[i].s)),
+                         cases[i].in_order);
+    nta_decoder_init(&d, NTA_FMT_JSON);
+    assert_int_equal(nta_decode_in_order(&d, "10.0.0.1,10.0.0.2,1", 19), 0);
+    nta_decoder_init(&d, NTA_FMT_CSV);
+    assert_int_equal(nta_decode_in_order(&d, "{}", 2), 1);
+}
+
+/* Payload i of a batch: mostly good JSON, with malformed JSON, CSV lines,
+ * blanks and missing payloads (a consumer error in the batch) among them. */
+static void make_payload(unsigned i, char *buf, size_t len, const char **p, size_t *n)
+{
+    switch (i % 11) {
+    case 3:
+        snprintf(buf, len, "{\"src_ip\":\"10.0.%u.1\",\"bytes\":", i % 256);
+        break;
+    case 5:
+        snprintf(buf, len, "10.1.%u.1,10.2.0.%u,%u", i % 256, i % 200, i);
+        break;
+    case 7:
+        snprintf(buf, len, "  ");
+        break;
+    case 9:
+        *p = NULL;
+        *n = 0;
+        return;
+    default:
+        snprintf(buf, len,
+                 "{\"ts\":%u,\"src_ip\":\"10.0.%u.%u\",\"dst_ip\":\"192.168.1.%u\","
+                 "\"dst_port\":%u,\"proto\":6,\"bytes\":%u}",
+                 1700000000u + i, i % 256, i % 97, i % 250, i % 65536, i * 7);
+    }
+    *p = buf;
+    *n = strlen(buf);
+}
+
+static void test_batches_match_plain_decoding(void **state)
+{
+    (void)state;
+    nta_decoder proto;
+    nta_decoder_init(&proto, NTA_FMT_AUTO);
+    nta_predecode *pd = nta_predecode_create(&proto);
+    assert_non_null(pd);
+    static char bufs[NTA_PREDECODE_MAX][160];
+    static const char *payloads[NTA_PREDECODE_MAX];
+    static size_t lens[NTA_PREDECODE_MAX];
+    static const size_t sizes[] = {1, 2, 63, 64, 65, 127, 128, 129, 1000, NTA_PREDECODE_MAX};
+    unsigned seq = 0;
+    for (int round = 0; round < 40; round++) {
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+            size_t n = sizes[s];
+            for (size_t i = 0; i < n; i++)
+                make_payload(seq++, bufs[i], sizeof bufs[i], &payloads[i], &lens[i]);
+            nta_predecode_begin(pd, payloads, lens, n);
+            /* Some rounds skip items, as the runner does for messages that
+             * carry an error or an end of partition. */
+            size_t step = 1 + (size_t)(round % 3);
+            for (size_t i = 0; i < n; i += step) {
+                const nta_decoded *d = nta_predecode_get(pd, i);
+                if (payloads[i] == NULL || nta_decode_in_order(&proto, payloads[i], lens[i])) {
+                    assert_int_equal(d->status, NTA_PREDECODE_IN_ORDER);
+                    continue;
+                }
+                nta_decoder plain;
+                nta_decoder_init(&plain, NTA_FMT_AUTO);
+                nta_record want;
+                nta_decode_status st = nta_decode(&plain, payloads[i], lens[i], &want);
+                assert_int_equal(d->status, (int)st);
+                if (st == NTA_DEC_OK)
+                    assert_memory_equal(&d->rec, &want, sizeof want);
+            }
+            nta_predecode_end(pd);
+        }
+    }
+    nta_predecode_destroy(pd);
+}
+
+/* A batch nobody reads from (every message an error) still ends. */
+static void test_batch_never_read(void **state)
+{
+    (void)state;
+    nta_decoder proto;
+    nta_decoder_init(&proto, NTA_FMT_JSON);
+    nta_predecode *pd = nta_predecode_create(&proto);
+    assert_non_null(pd);
+    const char *payloads[300] = {0};
+    size_t lens[300] = {0};
+    for (int round = 0; round < 50; round++) {
+        nta_predecode_begin(pd, payloads, lens, 300);
+        nta_predecode_end(pd);
+    }
+    nta_predecode_destroy(pd);
+    nta_predecode_destroy(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_in_order_payloads),
+        cmocka_unit_test(test_batches_match_plain_decoding),
+        cmocka_unit_test(test_batch_never_read),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
