@@ -36,7 +36,8 @@ typedef struct rule {
     int vagg, vq; /* index into spec->aggs (and quantile) for VAL_AGG */
     int bagg, bq; /* baseline field: -1 = count, else agg index; -2 = no baseline */
     /* each: the top-k aggregate judged item by item (-1 = none), and the
-     * spec its items are keyed by (one key: the top-k field). */
+     * spec its items are keyed by: the window's key fields, then the top-k
+     * field (a source and each of its top destinations). */
     int each;
     nta_window_spec item_spec;
     double item_value; /* the item being judged: its share or value */
@@ -287,6 +288,12 @@ int nta_rules_check(const nta_rule_def *defs, int ndefs, const nta_window_spec *
                                   "%s)", d->where, d->name, d->window, d->each, fields);
             return -1;
         }
+        if (d->each[0] && sp->nkeys >= NTA_WINDOW_MAX_KEYS) {
+            snprintf(err, errlen, "%s: rule '%s': each needs a window of at most %d key "
+                                  "field(s); '%s' has %d", d->where, d->name,
+                     NTA_WINDOW_MAX_KEYS - 1, d->window, sp->nkeys);
+            return -1;
+        }
         int is_derived = strcmp(d->value, "z") == 0 || strcmp(d->value, "ratio") == 0 ||
                          d->each[0];
         if (d->value[0] && !is_derived && field_index(sp, d->value, &q) == -2) {
@@ -371,8 +378,8 @@ static void add_rule(rule *r, const nta_rule_def *d, nta_ruleset *rs, const nta_
     r->each = d->each[0] ? topk_index(r->spec, d->each) : -1;
     if (r->each >= 0) {
         r->item_spec = *r->spec;
-        r->item_spec.nkeys = 1;
-        r->item_spec.key[0] = r->spec->aggs[r->each].field;
+        r->item_spec.key[r->spec->nkeys] = r->spec->aggs[r->each].field;
+        r->item_spec.nkeys = r->spec->nkeys + 1;
     }
 }
 
@@ -667,11 +674,14 @@ static void rule_error(rule *ru, int rc, const char *msg)
     }
 }
 
-/* Judges r for one rule; returns whether the condition held. */
-static int evaluate(nta_rules *e, rule *ru, const nta_result *r, int64_t now_wall_ms)
+/* Judges r for one rule; returns whether the condition held. The baseline
+ * is that of the window result w: r itself, or for each the result whose
+ * top-k list holds the item r. */
+static int evaluate(nta_rules *e, rule *ru, const nta_result *r, const nta_result *w,
+                    int64_t now_wall_ms)
 {
-    double base_x = ru->bagg != -2 ? result_field(r, ru->bagg, ru->bq) : 0;
-    baseline *b = ru->bagg != -2 ? get_baseline(e, r, ru->def.baseline, 1) : NULL;
+    double base_x = ru->bagg != -2 ? result_field(w, ru->bagg, ru->bq) : 0;
+    baseline *b = ru->bagg != -2 ? get_baseline(e, w, ru->def.baseline, 1) : NULL;
     nta_baseline_view bv;
     baseline_view(ru, b, base_x, &bv);
 
@@ -759,7 +769,7 @@ static void process(nta_rules *e, const nta_result *r, int64_t now_wall_ms)
         if (ru->quarantined)
             continue;
         if (ru->each < 0) {
-            hits[i] = (unsigned char)evaluate(e, ru, r, now_wall_ms);
+            hits[i] = (unsigned char)evaluate(e, ru, r, r, now_wall_ms);
             continue;
         }
         /* Each reported item is judged as a key of its own. */
@@ -775,13 +785,19 @@ static void process(nta_rules *e, const nta_result *r, int64_t now_wall_ms)
         ir.spec = &ru->item_spec;
         ir.start_ms = r->start_ms;
         ir.end_ms = r->end_ms;
+        /* A when() sees the window's aggregates, and count = the item's
+         * weight. */
+        memcpy(ir.values, r->values, sizeof ir.values);
+        int nk = r->spec->nkeys;
+        memcpy(ir.key_text, r->key_text, (size_t)nk * sizeof ir.key_text[0]);
         for (size_t k = 0; k < n; k++) {
-            nta_agg_item_text(a->field, &items[k], ir.key_text[0]);
+            nta_agg_item_text(a->field, &items[k], ir.key_text[nk]);
             ir.count = items[k].value;
             ru->item_value = strcmp(ru->def.value, "share") == 0
                                  ? (total > 0 ? (double)items[k].value / total : 0)
                                  : (double)items[k].value;
-            evaluate(e, ru, &ir, now_wall_ms);
+            /* An item that meets the rule keeps its window's baseline still. */
+            hits[i] |= (unsigned char)evaluate(e, ru, &ir, r, now_wall_ms);
         }
     }
     if (any)

@@ -947,8 +947,7 @@ static void parse_rule(lua_State *L, const char *name, nta_rule_def *d, int allo
                       "above and/or below", what);
     if (d->fn_ref == LUA_NOREF && d->value[0] == '\0')
         luaL_error(L, "%s: a threshold needs value = \"<result field>\"", what);
-    if (d->each[0] && (d->fn_ref != LUA_NOREF ||
-                       (strcmp(d->value, "share") != 0 && strcmp(d->value, "value") != 0)))
+    if (d->each[0] && strcmp(d->value, "share") != 0 && strcmp(d->value, "value") != 0)
         luaL_error(L, "%s: each = \"topk_...\" takes a threshold on value = \"share\" or "
                       "\"value\"", what);
 

@@ -12,9 +12,10 @@ local attempts = { proto = 6, tcp_flags = { 0, 2, 6, 22 } }
 -- address plan. egress keeps only traffic from them to elsewhere.
 local internal = { "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16" }
 --
--- The windows keyed by a pair of addresses (or an address and a port) have
--- a result per pair, millions an hour on a busy network: they feed the rules
--- but are not published (publish = false) to the output topic or the page.
+-- The scan windows, keyed by a pair of addresses (or an address and a port),
+-- have a result per pair, millions an hour on a busy network: they feed the
+-- rules but are not published (publish = false) to the output topic or the
+-- page.
 
 window "scan_vertical" {
   key = { "src_ip", "dst_ip" }, size = "30s", slide = "10s", where = attempts, distinct = "dst_port",
@@ -37,8 +38,12 @@ window "udp_reflection" {
   where = { proto = 17, src_port = { 53, 123 } }, sum = "bytes", distinct = "src_ip",
 }
 window "traffic" { size = "10s", sum = { "bytes", "packets" } }
+-- Egress per internal host, with its top destinations: a window per host
+-- rather than per (host, destination) pair keeps the keys to the number of
+-- internal hosts however many addresses they talk to.
 window "egress"  {
-  key = { "src_ip", "dst_ip" }, size = "60s", slide = "10s", sum = "bytes",
-  where = { src_ip = internal, dst_ip = { not_in = internal } }, publish = false,
+  key = "src_ip", size = "60s", slide = "10s", sum = "bytes",
+  topk = { field = "dst_ip", by = "bytes", k = 3 },
+  where = { src_ip = internal, dst_ip = { not_in = internal } },
 }
 window "talkers" { size = "10s", topk = { field = "src_ip", by = "bytes", k = 10 } }

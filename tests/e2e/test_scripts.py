@@ -280,6 +280,16 @@ class ScriptErrorTest(unittest.TestCase):
         self.assert_script_error('window "w" { size = "1s", where = { src_ip = 1 } }\n',
                                  "FILE:1:", "takes address prefixes")
 
+    def test_each_needs_a_free_key_field(self):
+        # The items of each are keyed by the window's keys and the item: a
+        # window keyed by a pair leaves no room for the item.
+        self.assert_script_error(
+            'window "w" { key = { "src_ip", "dst_ip" }, size = "1s",\n'
+            '  topk = { field = "dst_port", k = 3 } }\n'
+            'rule "r" { window = "w", each = "topk_bytes_dst_port", value = "value",\n'
+            '  above = 1, severity = "info" }\n',
+            "each needs a window of at most 1 key field(s); 'w' has 2")
+
     def test_no_window(self):
         self.assert_script_error('input { }\n', "declares no window")
 
