@@ -27,6 +27,13 @@
 #define TOP_N 20
 #define TOP_AGGS 8
 #define AGG_NAME_MAX 40
+/* While a close is being emitted, its results are released to readers at
+ * its first result, then once per this many, and the rest when it is
+ * complete. Released one by one, they would cost the pipeline thread a
+ * futex call per result and have a reader contending for its lock all
+ * through the close (a full client, on this machine's two cores, also
+ * takes the CPU the close needs). */
+#define WAKE_EVERY 256
 
 /* Room in front of a frame's JSON for its server-sent event head
  * ("id: N\nevent: KIND\ndata: "), written once when the frame gets its
@@ -105,11 +112,13 @@ typedef struct window_counters {
 struct nta_hub {
     nta_hub_conf conf;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    /* Page clients and reload requesters wait on cv, full clients on cv_full:
+     * a wide window's results concern only the latter. */
+    pthread_cond_t cv, cv_full;
     int stopping;
-    int waiting;      /* readers blocked on cv: the writer signals only when there are some */
-    int waiting_full; /* of them, full clients (they want every wide result too) */
-    int top_pushed;   /* a "top" frame went into the ring since the last wake */
+    int waiting, waiting_full; /* readers blocked on each: the writer signals only when there are some */
+    int unwoken, unwoken_full; /* frames for each published since its last wake */
+    uint64_t released;         /* readers get the frames before this sequence number */
 
     /* The ring: frame seq first_seq + i is ring[(head + i) % cap]. */
     frame **ring;
@@ -167,6 +176,7 @@ struct nta_hub {
             frame *f[TOP_N]; /* each holds a reference */
             double v[TOP_N];
             int n;
+            int min; /* once n == TOP_N: the slot of the smallest value, the one to replace */
         } tops[TOP_AGGS];
         int ntops;
     } closes[NTA_MAX_WINDOWS];
@@ -205,7 +215,7 @@ nta_hub *nta_hub_create(const nta_hub_conf *conf)
         free(h);
         return NULL;
     }
-    h->first_seq = 1;
+    h->first_seq = h->released = 1;
     h->lag = -1;
     h->open_close = -1;
     pthread_mutex_init(&h->mu, NULL);
@@ -215,6 +225,7 @@ nta_hub *nta_hub_create(const nta_hub_conf *conf)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&h->cv, &ca);
+    pthread_cond_init(&h->cv_full, &ca);
     pthread_condattr_destroy(&ca);
     h->start_us = h->prev_status_us = wall_us();
     return h;
@@ -240,6 +251,7 @@ void nta_hub_destroy(nta_hub *h)
     free(h->last_reload);
     nta_buf_free(&h->scratch);
     pthread_cond_destroy(&h->cv);
+    pthread_cond_destroy(&h->cv_full);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }
@@ -249,6 +261,7 @@ void nta_hub_stop(nta_hub *h)
     pthread_mutex_lock(&h->mu);
     h->stopping = 1;
     pthread_cond_broadcast(&h->cv);
+    pthread_cond_broadcast(&h->cv_full);
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -328,17 +341,41 @@ static int jtrue(const jdoc *d, int i)
 
 /* ---- the ring ---- */
 
-/* Wakes readers after a publish of f (NULL: not a window result). Under mu.
- * A futex wake per result would cost the pipeline thread more than the copy
- * itself, and is useless while the readers are busy sending: they look for
- * new frames before waiting. Nor are waiting page clients woken for a wide
- * window's result, which they skip: fifty of them woken per result would
- * crowd the pipeline thread off its lock. */
-static void wake(nta_hub *h, const frame *f)
+/* Notes a new frame for the readers' next wake: one a page client wants
+ * (for_pages), or a wide window's result, which only full clients get. Under mu. */
+static void pending(nta_hub *h, int for_pages)
 {
-    if (h->waiting_full || (h->waiting && (f == NULL || !f->wide || h->top_pushed)))
+    h->unwoken_full = 1;
+    h->unwoken |= for_pages;
+}
+
+/* Releases the frames published so far and wakes the waiting readers that
+ * have new ones. Under mu. Readers busy sending need no wake: they look for
+ * released frames before waiting. Page clients are not woken for a wide
+ * window's results, which they skip: fifty of them woken for nothing would
+ * crowd the pipeline thread off its lock. */
+static void wake(nta_hub *h)
+{
+    h->released = h->first_seq + h->n;
+    if (h->unwoken && h->waiting)
         pthread_cond_broadcast(&h->cv);
-    h->top_pushed = 0;
+    if (h->unwoken_full && h->waiting_full)
+        pthread_cond_broadcast(&h->cv_full);
+    h->unwoken = h->unwoken_full = 0;
+}
+
+/* Writes v in decimal at dst (room for 20 digits); returns their number. */
+static size_t put_u64(char *dst, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = tmp[n - 1 - i];
+    return n;
 }
 
 static void ring_evict_one(nta_hub *h)
@@ -384,12 +421,21 @@ static void ring_push(nta_hub *h, frame *f)
             h->head = 0;
         }
     }
+    /* "id: N\nevent: KIND\ndata: ", by hand: this runs for every result on
+     * the pipeline thread, where an snprintf costs as much as the rest. */
     char head[HEADROOM];
-    int hl = snprintf(head, sizeof head, "id: %" PRIu64 "\nevent: %s\ndata: ", h->first_seq + h->n,
-                      nta_frame_kind_name(f->kind));
+    const char *kind = nta_frame_kind_name(f->kind);
+    size_t kl = strlen(kind);
+    memcpy(head, "id: ", 4);
+    size_t hl = 4 + put_u64(head + 4, h->first_seq + h->n);
+    memcpy(head + hl, "\nevent: ", 8);
+    memcpy(head + hl + 8, kind, kl);
+    hl += 8 + kl;
+    memcpy(head + hl, "\ndata: ", 7);
+    hl += 7;
     f->sse = f->json - hl;
-    memcpy(f->sse, head, (size_t)hl);
-    f->sse_len = (size_t)hl + f->len;
+    memcpy(f->sse, head, hl);
+    f->sse_len = hl + f->len;
     h->ring[(h->head + h->n) % h->cap] = f;
     h->n++;
     h->bytes += f->len;
@@ -415,6 +461,13 @@ static void ring_push(nta_hub *h, frame *f)
     h->vis[(h->vhead + h->vn++) % h->vcap] = h->first_seq + h->n - 1;
 }
 
+/* Replaces every c in s[0, n) with a blank. */
+static void blank_out(char *s, size_t n, char c)
+{
+    for (char *p = memchr(s, c, n); p; p = memchr(p, c, n - (size_t)(p - s)))
+        *p = ' ';
+}
+
 static frame *frame_new(nta_frame_kind kind, const char *prefix, size_t plen, const char *json,
                         size_t len)
 {
@@ -433,9 +486,8 @@ static frame *frame_new(nta_frame_kind kind, const char *prefix, size_t plen, co
     /* A server-sent event's data ends at a newline; JSON may hold one only as
      * whitespace between tokens (inside strings it is escaped), so a blank is
      * equivalent. */
-    for (size_t i = plen; i < f->len; i++)
-        if (f->json[i] == '\n' || f->json[i] == '\r')
-            f->json[i] = ' ';
+    blank_out(f->json + plen, len, '\n');
+    blank_out(f->json + plen, len, '\r');
     return f;
 }
 
@@ -530,16 +582,52 @@ static void track_close(nta_hub *h, frame *f, int64_t now)
     h->open_close = i;
 }
 
+static int num_char(char c)
+{
+    return (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-';
+}
+
+/* The number at v (text up to lim) and, in *nl, its length; *nl = 0 when
+ * there is none or nothing follows it. Integers, which counts and sums are,
+ * are read without strtod: this runs for every result. */
+static double num_at(const char *v, const char *lim, size_t *nl)
+{
+    const char *d = v + (v < lim && *v == '-');
+    const char *digits = d;
+    uint64_t i = 0;
+    while (d < lim && *d >= '0' && *d <= '9' && d - digits < 19)
+        i = i * 10 + (uint64_t)(*d++ - '0');
+    if (d > digits && d < lim && (*d == ',' || *d == '}')) {
+        *nl = (size_t)(d - v);
+        return *v == '-' ? -(double)i : (double)i;
+    }
+    char num[40];
+    size_t n = 0;
+    while (v + n < lim && n < sizeof num - 1 && num_char(v[n]))
+        n++;
+    *nl = v + n < lim ? n : 0;
+    if (*nl == 0)
+        return 0;
+    memcpy(num, v, n);
+    num[n] = '\0';
+    return strtod(num, NULL);
+}
+
+typedef struct agg_value {
+    const char *name; /* inside the result's text, not terminated */
+    size_t len;
+    double v;
+} agg_value;
+
 /* The numeric fields after "key":{...} of a result ("count":N,"sum_bytes":N,
  * ...), up to max; stops at the first value that is not a number. */
-static int agg_values(const char *js, size_t len, char names[][AGG_NAME_MAX], double *vals,
-                      int max)
+static int agg_values(const char *js, size_t len, agg_value *out, int max)
 {
     static const char keyobj[] = "\"key\":{";
-    const char *lim = js + len, *p = js;
-    while (p + sizeof keyobj - 1 < lim && memcmp(p, keyobj, sizeof keyobj - 1) != 0)
-        p++;
-    if (p + sizeof keyobj - 1 >= lim)
+    const char *lim = js + len, *p = memchr(js, '"', len);
+    while (p && (size_t)(lim - p) > sizeof keyobj - 1 && memcmp(p, keyobj, sizeof keyobj - 1) != 0)
+        p = memchr(p + 1, '"', (size_t)(lim - p - 1));
+    if (p == NULL || (size_t)(lim - p) <= sizeof keyobj - 1)
         return 0;
     p += sizeof keyobj - 1;
     for (int in_str = 0; p < lim && (in_str || *p != '}'); p++) {
@@ -549,24 +637,17 @@ static int agg_values(const char *js, size_t len, char names[][AGG_NAME_MAX], do
             in_str = !in_str;
     }
     int n = 0;
-    while (n < max && p + 1 < lim && p[1] == ',' && p + 2 < lim && p[2] == '"') {
+    while (n < max && p + 2 < lim && p[1] == ',' && p[2] == '"') {
         const char *name = p + 3;
         const char *q = memchr(name, '"', (size_t)(lim - name));
-        if (q == NULL || q + 1 >= lim || q[1] != ':' || (size_t)(q - name) >= AGG_NAME_MAX)
+        if (q == NULL || q + 2 >= lim || q[1] != ':' || (size_t)(q - name) >= AGG_NAME_MAX)
             break;
-        char num[40];
-        size_t nl = 0;
-        const char *v = q + 2;
-        while (v + nl < lim && nl < sizeof num - 1 && strchr("0123456789.eE+-", v[nl]))
-            nl++;
-        if (nl == 0 || v + nl >= lim)
+        size_t nl;
+        double v = num_at(q + 2, lim, &nl);
+        if (nl == 0)
             break;
-        memcpy(num, v, nl);
-        num[nl] = '\0';
-        memcpy(names[n], name, (size_t)(q - name));
-        names[n][q - name] = '\0';
-        vals[n++] = strtod(num, NULL);
-        p = v + nl - 1;
+        out[n++] = (agg_value){.name = name, .len = (size_t)(q - name), .v = v};
+        p = q + 2 + nl - 1;
     }
     return n;
 }
@@ -578,36 +659,39 @@ static void top_offer(nta_hub *h, frame *f)
         return;
     struct top_list *tops = h->closes[h->open_close].tops;
     int *ntops = &h->closes[h->open_close].ntops;
-    char names[TOP_AGGS][AGG_NAME_MAX];
-    double vals[TOP_AGGS];
-    int n = agg_values(f->json, f->len, names, vals, TOP_AGGS);
+    agg_value vals[TOP_AGGS];
+    int n = agg_values(f->json, f->len, vals, TOP_AGGS);
     for (int a = 0; a < n; a++) {
         int t = 0;
-        while (t < *ntops && strcmp(tops[t].agg, names[a]) != 0)
+        while (t < *ntops && (strlen(tops[t].agg) != vals[a].len ||
+                              memcmp(tops[t].agg, vals[a].name, vals[a].len) != 0))
             t++;
         if (t == *ntops) {
             if (*ntops == TOP_AGGS)
                 continue;
             memset(&tops[t], 0, sizeof tops[t]);
-            memcpy(tops[t].agg, names[a], AGG_NAME_MAX);
+            memcpy(tops[t].agg, vals[a].name, vals[a].len);
             (*ntops)++;
         }
         struct top_list *l = &tops[t];
         int slot = l->n;
         if (l->n == TOP_N) {
-            slot = 0;
-            for (int k = 1; k < TOP_N; k++)
-                if (l->v[k] < l->v[slot])
-                    slot = k;
-            if (vals[a] <= l->v[slot])
+            if (vals[a].v <= l->v[l->min])
                 continue;
+            slot = l->min;
             frame_unref(l->f[slot]);
         } else {
             l->n++;
         }
         atomic_fetch_add(&f->refs, 1);
         l->f[slot] = f;
-        l->v[slot] = vals[a];
+        l->v[slot] = vals[a].v;
+        if (l->n == TOP_N) {
+            l->min = 0;
+            for (int k = 1; k < TOP_N; k++)
+                if (l->v[k] < l->v[l->min])
+                    l->min = k;
+        }
     }
 }
 
@@ -661,7 +745,7 @@ static void complete_close(nta_hub *h, int64_t now)
             }
             c->top_seq = h->first_seq + h->n;
             ring_push(h, top);
-            h->top_pushed = 1;
+            pending(h, 1);
         }
     }
     for (int t = 0; t < c->ntops; t++)
@@ -673,10 +757,9 @@ static void complete_close(nta_hub *h, int64_t now)
 void nta_hub_flush(nta_hub *h)
 {
     pthread_mutex_lock(&h->mu);
-    if (h->open_close >= 0) {
+    if (h->open_close >= 0)
         complete_close(h, wall_us());
-        wake(h, NULL);
-    }
+    wake(h);
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -728,19 +811,17 @@ static void publish_window(nta_hub *h, const char *json, size_t len, int64_t now
         end = (int64_t)jnum(&d, jget(&d, 0, "end"), (double)INT64_MIN);
     }
     /* The close time is spliced in as the first field; it is not known
-     * before the lock is held, so a fixed-width number leaves room for it. */
-    char prefix[48];
-    size_t plen = 0;
-    if (len > 1 && json[0] == '{')
-        plen = (size_t)snprintf(prefix, sizeof prefix, "{\"closed_at_us\":%016" PRId64 ",",
-                                (int64_t)0);
+     * before the lock is held, so a fixed-width number leaves room for it:
+     * 16 digits hold microseconds until 2286. */
+    static const char prefix[] = "{\"closed_at_us\":0000000000000000,";
+    size_t plen = len > 1 && json[0] == '{' ? sizeof prefix - 1 : 0;
     frame *f = frame_new(NTA_FRAME_WINDOW, prefix, plen, plen ? json + 1 : json,
                          plen ? len - 1 : len);
     if (f == NULL)
         return;
     f->pub_us = now;
     f->end_ms = end;
-    snprintf(f->name, sizeof f->name, "%s", name);
+    memcpy(f->name, name, strlen(name) + 1);
     pthread_mutex_lock(&h->mu);
     if (h->open_close >= 0 && (strcmp(h->closes[h->open_close].name, f->name) != 0 ||
                                h->closes[h->open_close].end_ms != f->end_ms))
@@ -748,14 +829,17 @@ static void publish_window(nta_hub *h, const char *json, size_t len, int64_t now
     track_close(h, f, now);
     top_offer(h, f);
     if (plen) {
-        /* Same width as the zeros: 16 digits hold microseconds until 2286. */
-        char num[24];
-        snprintf(num, sizeof num, "%016" PRId64, f->close_us);
-        memcpy(f->json + plen - 17, num, 16);
+        char *digit = f->json + plen - 2; /* the last of the zeros */
+        int64_t v = f->close_us;
+        for (int k = 0; k < 16; k++, v /= 10)
+            *digit-- = (char)('0' + v % 10);
     }
     hist_observe(&h->processing, lat_bounds, NLAT, (double)(now - f->close_us) / 1e6);
     ring_push(h, f);
-    wake(h, f);
+    pending(h, !f->wide);
+    if (f->first_of_close ||
+        (h->open_close >= 0 && h->closes[h->open_close].nresults % WAKE_EVERY == 0))
+        wake(h);
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -797,7 +881,8 @@ static void publish_alert(nta_hub *h, const char *json, size_t len, int64_t now)
     }
     h->alerts[(h->alert_head + h->nalerts++) % ALERTS_KEPT] = kept;
     ring_push(h, f);
-    wake(h, NULL);
+    pending(h, 1);
+    wake(h);
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -822,7 +907,8 @@ static void publish_reload(nta_hub *h, const char *json, size_t len, int64_t now
     free(h->last_reload);
     h->last_reload = copy;
     ring_push(h, f);
-    wake(h, NULL);
+    pending(h, 1);
+    wake(h);
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -834,7 +920,7 @@ void nta_hub_publish(void *hub, nta_event_kind kind, const char *json, size_t le
     case NTA_EVENT_WINDOW: publish_window(h, json, len, now); break;
     case NTA_EVENT_ALERT: publish_alert(h, json, len, now); break;
     case NTA_EVENT_RELOAD: publish_reload(h, json, len, now); break;
-    case NTA_EVENT_CLOSED: break;
+    case NTA_EVENT_CLOSED: nta_hub_flush(h); break;
     }
 }
 
@@ -1008,7 +1094,8 @@ void nta_hub_status(nta_hub *h, const nta_hub_source *src, int64_t now)
     h->status = copy;
     h->status_len = f->len;
     ring_push(h, f);
-    wake(h, NULL);
+    pending(h, 1);
+    wake(h);
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -1117,9 +1204,23 @@ void nta_hub_observe_push(nta_hub *h, const int64_t *close_us, int n, int64_t no
 void nta_hub_cursor_newest(nta_hub *h, nta_hub_cursor *c)
 {
     pthread_mutex_lock(&h->mu);
-    c->next = h->first_seq + h->n;
+    c->next = h->released;
     c->live = 1;
     pthread_mutex_unlock(&h->mu);
+}
+
+/* The position in vis of the first frame for pages at or after seq. Under mu. */
+static size_t vis_from(const nta_hub *h, uint64_t seq)
+{
+    size_t lo = 0, hi = h->vn;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (h->vis[(h->vhead + mid) % h->vcap] < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 int nta_hub_next(nta_hub *h, nta_hub_cursor *c, nta_buf *out, size_t max_bytes, int timeout_ms,
@@ -1139,25 +1240,41 @@ int nta_hub_next(nta_hub *h, nta_hub_cursor *c, nta_buf *out, size_t max_bytes, 
         /* A reconnecting page asked for more history than is kept. */
         c->next = h->first_seq;
     }
-    int rc = 0;
-    while (!h->stopping && c->next >= h->first_seq + h->n && rc != ETIMEDOUT) {
-        h->waiting++;
-        h->waiting_full += c->full;
-        rc = pthread_cond_timedwait(&h->cv, &h->mu, &dl);
-        h->waiting--;
-        h->waiting_full -= c->full;
+    for (int rc = 0; !h->stopping && rc != ETIMEDOUT;) {
+        uint64_t end = h->released;
+        /* Frames since a page's cursor that are all wide results: skipped
+         * here, so the page waits instead of answering with nothing. */
+        if (!c->full && c->next < end && vis_from(h, c->next) == vis_from(h, end)) {
+            c->next = end;
+            c->live = 1;
+        }
+        if (c->next < end)
+            break;
+        if (c->full) {
+            h->waiting_full++;
+            rc = pthread_cond_timedwait(&h->cv_full, &h->mu, &dl);
+            h->waiting_full--;
+        } else {
+            h->waiting++;
+            rc = pthread_cond_timedwait(&h->cv, &h->mu, &dl);
+            h->waiting--;
+        }
     }
     if (h->stopping) {
         pthread_mutex_unlock(&h->mu);
         return -2;
     }
-    uint64_t end = h->first_seq + h->n;
+    uint64_t end = h->released;
     if (c->next < h->first_seq) {
         /* Evicted while this client was waiting for the lock. */
         pthread_mutex_unlock(&h->mu);
         return c->live ? -1 : 0;
     }
-    if (c->live && end - c->next > h->conf.max_client_lag) {
+    /* A page's backlog is what it would be sent: the frames for pages.
+     * Visible frames lo..vend-1 are the released ones from c->next on. */
+    size_t lo = c->full ? 0 : vis_from(h, c->next), vend = c->full ? 0 : vis_from(h, end);
+    uint64_t backlog = c->full ? (c->next < end ? end - c->next : 0) : (lo < vend ? vend - lo : 0);
+    if (c->live && backlog > h->conf.max_client_lag) {
         pthread_mutex_unlock(&h->mu);
         return -1;
     }
@@ -1178,16 +1295,7 @@ int nta_hub_next(nta_hub *h, nta_hub_cursor *c, nta_buf *out, size_t max_bytes, 
             bytes += f->sse_len + 2;
         }
     } else {
-        /* The first visible frame at or after c->next, by bisection. */
-        size_t lo = 0, hi = h->vn;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (h->vis[(h->vhead + mid) % h->vcap] < c->next)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        for (; lo < h->vn && n < 512 && bytes < max_bytes; lo++) {
+        for (; lo < vend && n < 512 && bytes < max_bytes; lo++) {
             uint64_t seq = h->vis[(h->vhead + lo) % h->vcap];
             frame *f = frame_at(h, seq);
             c->next = seq + 1;
@@ -1197,7 +1305,7 @@ int nta_hub_next(nta_hub *h, nta_hub_cursor *c, nta_buf *out, size_t max_bytes, 
             got[n++] = f;
             bytes += f->sse_len + 2;
         }
-        if (lo == h->vn)
+        if (lo == vend && c->next < end)
             c->next = end;
     }
     if (c->next == end)

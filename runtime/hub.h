@@ -6,7 +6,9 @@
  * HTTP threads. The writer never waits for a reader: it appends under a mutex
  * that readers hold only to copy bounded chunks, and it never blocks on a
  * condition variable. Readers wait on one (with a timeout) for new frames and
- * for reload outcomes.
+ * for reload outcomes. Frames reach readers when the writer releases them:
+ * at once for most, but a window close's results at its first result, in
+ * batches while it is emitted, and the rest when it is complete.
  *
  * Every event becomes a frame with a sequence number in one ring. The ring is
  * the history (frames younger than history_ms, at most history_bytes; the
@@ -68,7 +70,9 @@ void nta_hub_stop(nta_hub *h);
 /* An nta_tap_fn: copies the event (valid only during the call) into the ring.
  * A window result gets "closed_at_us" (wall clock, microseconds) spliced in
  * front of its fields: the moment its window closed, i.e. when the first
- * result of that window and end reached the tap. */
+ * result of that window and end reached the tap. NTA_EVENT_CLOSED completes
+ * the close as nta_hub_flush does, so a wide window's "top" frame goes out
+ * as soon as its last result is in. */
 void nta_hub_publish(void *hub, nta_event_kind kind, const char *json, size_t len);
 
 /* What the runner knows besides the pipeline's own statistics. */
@@ -82,8 +86,10 @@ typedef struct nta_hub_source {
     const char *rules_json;          /* the rules engine's status, or NULL: none loaded */
 } nta_hub_source;
 
-/* Completes the window closes emitted so far (their "top" frames go out).
- * The runner calls it once per loop iteration, after feeding and ticking. */
+/* Completes the window close being emitted, if any (its "top" frame goes
+ * out), and releases every frame published so far. The runner calls it once
+ * per loop iteration, after feeding and ticking: for results no
+ * NTA_EVENT_CLOSED follows (those of nta_pipeline_flush at the end of input). */
 void nta_hub_flush(nta_hub *h);
 
 /* Publishes a status frame and refreshes the metrics counters from src.

@@ -120,6 +120,59 @@ static void test_wide_window_keeps_its_latest_close_and_pushes_top_frames(void *
     nta_hub_destroy(h);
 }
 
+static void closed(nta_hub *h, const char *window)
+{
+    nta_hub_publish(h, NTA_EVENT_CLOSED, window, strlen(window));
+}
+
+/* The pipeline's end-of-close event completes a wide close: its top frame
+ * goes out without waiting for the runner's next nta_hub_flush. Until then
+ * readers get the close's results only in batches. */
+static void test_a_close_is_pushed_when_the_pipeline_says_it_is_complete(void **state)
+{
+    (void)state;
+    nta_hub *h = hub_new(64 << 20, 1000000);
+    nta_hub_cursor page = {0}, full = {.full = 1};
+    nta_buf b = {0};
+    nta_hub_cursor_newest(h, &page);
+    nta_hub_cursor_newest(h, &full);
+    for (int end = 1; end <= 2; end++) {
+        for (int k = 0; k < 1000; k++)
+            result(h, "by_src", end * 10000, k, (uint64_t)k);
+        nta_buf_reset(&b);
+        drain(h, &page, &b);
+        assert_null(strstr(nta_buf_cstr(&b), "event: top\n"));
+        nta_buf_reset(&b);
+        drain(h, &full, &b);
+        int early = count_of(nta_buf_cstr(&b), "\"window\":\"by_src\",\"start\"");
+        assert_true(early >= 1 && early < 1000);
+
+        closed(h, "by_src");
+        nta_buf_reset(&b);
+        drain(h, &page, &b);
+        const char *s = nta_buf_cstr(&b);
+        assert_int_equal(count_of(s, "event: top\n"), 1);
+        assert_non_null(strstr(s, "\"results_total\":1000"));
+        assert_non_null(strstr(s, "\"k999\""));
+        if (end == 2) /* a window known to be wide: pages get its top frame only */
+            assert_int_equal(count_of(s, "event: window\n"), 0);
+        nta_buf_reset(&b);
+        drain(h, &full, &b);
+        s = nta_buf_cstr(&b);
+        assert_int_equal(count_of(s, "event: window\n") + early, 1000);
+        assert_int_equal(count_of(s, "event: top\n"), 1);
+    }
+    /* A narrow window's results all go out with its close. */
+    for (int k = 0; k < 3; k++)
+        result(h, "traffic", 20000, k, 1);
+    closed(h, "traffic");
+    nta_buf_reset(&b);
+    drain(h, &page, &b);
+    assert_int_equal(count_of(nta_buf_cstr(&b), "\"window\":\"traffic\""), 3);
+    nta_buf_free(&b);
+    nta_hub_destroy(h);
+}
+
 static void test_history_is_bounded_and_evictions_counted(void **state)
 {
     (void)state;
@@ -239,6 +292,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_results_share_their_close_time),
         cmocka_unit_test(test_wide_window_keeps_its_latest_close_and_pushes_top_frames),
+        cmocka_unit_test(test_a_close_is_pushed_when_the_pipeline_says_it_is_complete),
         cmocka_unit_test(test_history_is_bounded_and_evictions_counted),
         cmocka_unit_test(test_a_client_that_falls_behind_is_dropped),
         cmocka_unit_test(test_alerts_and_reloads_are_counted),
