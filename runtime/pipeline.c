@@ -295,12 +295,18 @@ static int64_t aggregate(nta_pipeline *p, const nta_record *r)
     int64_t done = INT64_MIN;
     size_t nlate = 0;
     p->late_windows[0] = '\0';
+    unsigned char take[NTA_MAX_WINDOWS];
     for (int i = 0; i < p->nwin; i++) {
-        if (p->conf.windows[i].nwhere && !matches(&p->conf.windows[i], r))
+        take[i] = !p->conf.windows[i].nwhere || matches(&p->conf.windows[i], r);
+        if (take[i])
+            nta_window_prefetch(p->win[i], r);
+    }
+    for (int i = 0; i < p->nwin; i++) {
+        if (!take[i])
             continue;
         int rc = nta_window_add(p->win[i], r);
         if (rc == 0) {
-            int64_t e = nta_window_last_end(&p->conf.windows[i], r->ts_ms);
+            int64_t e = nta_window_added_last_end(p->win[i]);
             if (e > done)
                 done = e;
         } else if (rc < 0) {

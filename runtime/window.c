@@ -105,6 +105,12 @@ struct nta_window {
      * arrive in time order, so most adds skip the division and the search. */
     table *cur;
     int64_t cur_lo, cur_hi;
+    int64_t cur_last_end; /* the end of the last window holding the pane */
+
+    /* nta_window_prefetch's key and hash, for the nta_window_add after it. */
+    int pf_valid;
+    uint64_t pf_hash;
+    word pf_key[2 * NTA_WINDOW_MAX_KEYS];
 
     /* Open panes sorted by idx. Invariant: every idx >= next_k * s. */
     table **panes;
@@ -359,6 +365,8 @@ int64_t nta_window_last_end(const nta_window_spec *spec, int64_t ts_ms)
 {
     return floor_div(ts_ms, spec->slide_ms) * spec->slide_ms + spec->size_ms;
 }
+
+int64_t nta_window_added_last_end(const nta_window *w) { return w->cur_last_end; }
 
 /* ---- sketches: pooled so that panes coming and going reuse them ---- */
 
@@ -880,8 +888,20 @@ static inline uint64_t key_hash(const word *key, uint32_t kw)
 /* Returns 0 if aggregated, 1 if late (or its time is out of the supported
  * range, about +-73 million years), and -1 if memory ran out: the record is
  * then not aggregated and not counted. */
+void nta_window_prefetch(nta_window *w, const nta_record *r)
+{
+    make_key(w, r, w->pf_key);
+    w->pf_hash = stored_hash(key_hash(w->pf_key, w->kw));
+    w->pf_valid = 1;
+    const table *t = w->cur;
+    if (t != NULL && r->ts_ms >= w->cur_lo && r->ts_ms < w->cur_hi)
+        __builtin_prefetch(at(w, t, (uint32_t)w->pf_hash & (t->cap - 1)));
+}
+
 int nta_window_add(nta_window *w, const nta_record *r)
 {
+    int prefetched = w->pf_valid;
+    w->pf_valid = 0;
     int64_t ts = r->ts_ms;
     table *t = w->cur;
     if (t == NULL || ts < w->cur_lo || ts >= w->cur_hi) {
@@ -895,11 +915,17 @@ int nta_window_add(nta_window *w, const nta_record *r)
         w->cur = t;
         w->cur_lo = t->idx * w->g;
         w->cur_hi = w->cur_lo + w->g;
+        w->cur_last_end = nta_window_last_end(&w->spec, w->cur_lo);
     }
 
-    word key[2 * NTA_WINDOW_MAX_KEYS];
-    make_key(w, r, key);
-    uint64_t hash = stored_hash(key_hash(key, w->kw));
+    word own[2 * NTA_WINDOW_MAX_KEYS];
+    const word *key = w->pf_key;
+    uint64_t hash = w->pf_hash;
+    if (!prefetched) {
+        make_key(w, r, own);
+        key = own;
+        hash = stored_hash(key_hash(own, w->kw));
+    }
     word *e = table_find(w, t, key, hash, 1);
     if (e == NULL)
         return -1;

@@ -166,6 +166,16 @@ const nta_window_spec *nta_window_spec_of(const nta_window *w);
  * (or beyond +-2^61 ms of the epoch), -1 if memory ran out (dropped, not counted). */
 int nta_window_add(nta_window *w, const nta_record *r);
 
+/* Computes r's key and starts loading its place in the current pane, for
+ * the nta_window_add(w, r) that must come next: a caller adding one record
+ * to several windows prefetches for all of them first, so that their cache
+ * misses overlap instead of following one another. */
+void nta_window_prefetch(nta_window *w, const nta_record *r);
+
+/* After an nta_window_add that returned 0: nta_window_last_end of the
+ * record's time, without the division (a pane lies within one slide). */
+int64_t nta_window_added_last_end(const nta_window *w);
+
 /* Emits, in order of window end, every window with end <= watermark_ms that
  * holds at least one record, one callback per key; then frees panes no longer
  * needed. A window is emitted at most once. Returns the number of results. */
