@@ -7,27 +7,36 @@
 #include <stdlib.h>
 
 /* 64 JSON messages take the helper about 20 µs: long enough that taking a
- * chunk (one atomic add) costs nothing, short enough that the pipeline's
+ * chunk (one compare-and-swap) costs nothing, short enough that the pipeline's
  * thread rarely waits on the one the helper holds. */
 #define CHUNK 64
 #define NCHUNKS (NTA_PREDECODE_MAX / CHUNK)
+
+/* The cursor packs the batch's number (low 32 bits of it), its chunk count
+ * and the next chunk nobody has taken, so that one compare-and-swap both
+ * takes a chunk and proves the batch is still the current one: a helper
+ * that wakes late can never take a chunk of a batch it did not see begin. */
+#define CUR(batch, n, next) (((uint64_t)(uint32_t)(batch) << 32) | ((uint64_t)(n) << 16) | (next))
+#define CUR_BATCH(c) ((uint32_t)((c) >> 32))
+#define CUR_N(c) ((size_t)(((c) >> 16) & 0xffff))
+#define CUR_NEXT(c) ((size_t)((c) & 0xffff))
 
 struct nta_predecode {
     nta_decoder helper_dec, own_dec;
     const char *const *payloads;
     const size_t *lens;
-    size_t n, nchunks;
+    size_t n;
     nta_decoded items[NTA_PREDECODE_MAX];
-    atomic_size_t cursor;           /* the next chunk nobody has taken */
-    _Atomic uint64_t done[NCHUNKS]; /* the batch number that chunk was decoded for */
+    _Atomic uint64_t cursor;
+    _Atomic uint32_t done[NCHUNKS]; /* the batch number that chunk was decoded for */
     size_t next_ready;              /* the pipeline's thread: chunks below are decoded */
+    uint32_t batch;                 /* the pipeline's thread's copy of the current number */
 
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    uint64_t batch;       /* under mu: the current batch's number */
-    uint64_t helper_done; /* under mu: the last batch the helper is through with */
-    int stop;             /* under mu */
+    uint32_t posted; /* under mu: the batch the helper is to work on */
+    int stop;        /* under mu */
 };
 
 static void decode_chunk(nta_predecode *pd, nta_decoder *dec, size_t c)
@@ -43,28 +52,37 @@ static void decode_chunk(nta_predecode *pd, nta_decoder *dec, size_t c)
     }
 }
 
+/* Takes the next chunk of batch b; -1 when there is none left. */
+static long take(nta_predecode *pd, uint32_t b)
+{
+    uint64_t cur = atomic_load_explicit(&pd->cursor, memory_order_acquire);
+    for (;;) {
+        if (CUR_BATCH(cur) != b || CUR_NEXT(cur) >= CUR_N(cur))
+            return -1;
+        if (atomic_compare_exchange_weak_explicit(&pd->cursor, &cur, cur + 1,
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return (long)CUR_NEXT(cur);
+    }
+}
+
 static void *helper(void *arg)
 {
     nta_predecode *pd = arg;
-    uint64_t seen = 0;
+    uint32_t seen = 0;
     pthread_mutex_lock(&pd->mu);
     for (;;) {
-        while (!pd->stop && pd->batch == seen)
+        while (!pd->stop && pd->posted == seen)
             pthread_cond_wait(&pd->cv, &pd->mu);
         if (pd->stop)
             break;
-        seen = pd->batch;
+        seen = pd->posted;
         pthread_mutex_unlock(&pd->mu);
-        for (;;) {
-            size_t c = atomic_fetch_add(&pd->cursor, 1);
-            if (c >= pd->nchunks)
-                break;
-            decode_chunk(pd, &pd->helper_dec, c);
+        long c;
+        while ((c = take(pd, seen)) >= 0) {
+            decode_chunk(pd, &pd->helper_dec, (size_t)c);
             atomic_store_explicit(&pd->done[c], seen, memory_order_release);
         }
         pthread_mutex_lock(&pd->mu);
-        pd->helper_done = seen;
-        pthread_cond_broadcast(&pd->cv);
     }
     pthread_mutex_unlock(&pd->mu);
     return NULL;
@@ -108,39 +126,50 @@ void nta_predecode_begin(nta_predecode *pd, const char *const *payloads, const s
     pd->payloads = payloads;
     pd->lens = lens;
     pd->n = n < NTA_PREDECODE_MAX ? n : NTA_PREDECODE_MAX;
-    pd->nchunks = (pd->n + CHUNK - 1) / CHUNK;
     pd->next_ready = 0;
-    atomic_store(&pd->cursor, 0);
+    /* 0 never names a batch: done[] starts zeroed. */
+    if (++pd->batch == 0)
+        pd->batch = 1;
+    atomic_store_explicit(&pd->cursor, CUR(pd->batch, (pd->n + CHUNK - 1) / CHUNK, 0),
+                          memory_order_release);
     pthread_mutex_lock(&pd->mu);
-    pd->batch++;
+    pd->posted = pd->batch;
     pthread_cond_signal(&pd->cv);
     pthread_mutex_unlock(&pd->mu);
+}
+
+static void wait_done(nta_predecode *pd, size_t k)
+{
+    while (atomic_load_explicit(&pd->done[k], memory_order_acquire) != pd->batch)
+        sched_yield();
 }
 
 const nta_decoded *nta_predecode_get(nta_predecode *pd, size_t i)
 {
     size_t c = i / CHUNK;
-    /* Chunks are made ready in order, so that the one this thread takes is
+    /* Chunks are made ready in order, so that a chunk nobody has taken is
      * always the one at the cursor. */
     while (pd->next_ready <= c) {
         size_t k = pd->next_ready++;
-        if (atomic_load_explicit(&pd->done[k], memory_order_acquire) == pd->batch)
-            continue;
-        size_t expect = k;
-        if (atomic_compare_exchange_strong(&pd->cursor, &expect, k + 1)) {
+        uint64_t cur = CUR(pd->batch, CUR_N(atomic_load(&pd->cursor)), k);
+        if (atomic_compare_exchange_strong(&pd->cursor, &cur, cur + 1)) {
             decode_chunk(pd, &pd->own_dec, k);
-            continue;
+            atomic_store_explicit(&pd->done[k], pd->batch, memory_order_relaxed);
+        } else {
+            wait_done(pd, k);
         }
-        while (atomic_load_explicit(&pd->done[k], memory_order_acquire) != pd->batch)
-            sched_yield();
     }
     return &pd->items[i];
 }
 
 void nta_predecode_end(nta_predecode *pd)
 {
-    pthread_mutex_lock(&pd->mu);
-    while (pd->helper_done != pd->batch)
-        pthread_cond_wait(&pd->cv, &pd->mu);
-    pthread_mutex_unlock(&pd->mu);
+    /* Take what is left, so the helper takes no more, then wait for the
+     * chunks it holds: after this it reads nothing of the batch. */
+    uint64_t cur = atomic_load_explicit(&pd->cursor, memory_order_acquire);
+    while (!atomic_compare_exchange_weak(&pd->cursor, &cur,
+                                         CUR(pd->batch, CUR_N(cur), CUR_N(cur))))
+        ;
+    for (size_t k = pd->next_ready; k < CUR_NEXT(cur); k++)
+        wait_done(pd, k);
 }
