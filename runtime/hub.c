@@ -950,10 +950,10 @@ static void build_status(nta_hub *h, const nta_hub_source *src, int64_t now, dou
     nta_buf_printf(b,
                    ",\"records_in\":%" PRIu64 ",\"records_ok\":%" PRIu64
                    ",\"rate_in\":%.1f,\"results_out\":%" PRIu64 ",\"rate_out\":%.1f"
-                   ",\"bad\":%" PRIu64 ",\"late\":%" PRIu64 ",\"output_errors\":%" PRIu64
+                   ",\"results_unpublished\":%" PRIu64 ",\"bad\":%" PRIu64 ",\"late\":%" PRIu64 ",\"output_errors\":%" PRIu64
                    ",\"script_errors\":%" PRIu64 ",\"bad_by_reason\":{",
                    st->records_in, st->records_ok, rate_in, st->results_out, rate_out,
-                   st->bad_total, st->late_records, st->output_errors, st->script_errors);
+                   st->results_unpublished, st->bad_total, st->late_records, st->output_errors, st->script_errors);
     int firstr = 1;
     for (int s = 1; s < NTA_DEC__COUNT; s++) {
         if (s == NTA_DEC_SKIP)

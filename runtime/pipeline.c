@@ -514,7 +514,9 @@ static void emit_result(void *ctx, const nta_result *res)
             lr->r.values[i].topk = NULL;
     lr->valid = 1;
     nta_rules_on_result(p->rules, res, p->now_ms);
-    if (res->spec->unpublished) {
+    /* The pipeline's spec, not the window's: a reload that only changes
+     * publish keeps the window and its state. */
+    if (p->conf.windows[p->emitting].unpublished) {
         p->st.results_unpublished++;
     } else {
         nta_buf_reset(&p->key);
@@ -539,6 +541,18 @@ static void emit_result(void *ctx, const nta_result *res)
     }
 }
 
+/* Window i has just emitted (advance or flush): its close is complete, and
+ * an observer that batches a close's results (the dashboard's top lists)
+ * can send them now rather than at its next tick. */
+static void close_done(nta_pipeline *p, int i, uint64_t results_before)
+{
+    if (p->emitting_end != INT64_MIN)
+        window_done(p);
+    if (p->tap && p->st.results_out != results_before)
+        p->tap(p->tap_ctx, NTA_EVENT_CLOSED, p->conf.windows[i].name,
+               strlen(p->conf.windows[i].name));
+}
+
 static void advance(nta_pipeline *p, int64_t wm)
 {
     if (wm <= p->st.watermark_ms)
@@ -551,13 +565,7 @@ static void advance(nta_pipeline *p, int64_t wm)
         p->emitting_end = INT64_MIN;
         uint64_t before = p->st.results_out;
         nta_window_advance(p->win[i], wm, emit_result, p);
-        if (p->emitting_end != INT64_MIN)
-            window_done(p);
-        /* An observer that batches a close's results (the dashboard's top
-         * lists) can send them now rather than at its next tick. */
-        if (p->tap && p->st.results_out != before)
-            p->tap(p->tap_ctx, NTA_EVENT_CLOSED, p->conf.windows[i].name,
-                   strlen(p->conf.windows[i].name));
+        close_done(p, i, before);
         /* The first aligned end (k * slide + size) after wm. */
         const nta_window_spec *sp = &p->conf.windows[i];
         int64_t k = (wm - sp->size_ms) / sp->slide_ms;
@@ -651,9 +659,9 @@ void nta_pipeline_flush(nta_pipeline *p)
     for (int i = 0; i < p->nwin; i++) {
         p->emitting = i;
         p->emitting_end = INT64_MIN;
+        uint64_t before = p->st.results_out;
         nta_window_flush(p->win[i], emit_result, p);
-        if (p->emitting_end != INT64_MIN)
-            window_done(p);
+        close_done(p, i, before);
     }
     p->emitting = -1;
     nta_offsets_release(p->offsets, INT64_MAX);
@@ -690,8 +698,11 @@ static void json_names(nta_buf *b, const char *key, char names[][NTA_WINDOW_NAME
 
 static int same_spec(const nta_window_spec *a, const nta_window_spec *b)
 {
-    /* Specs are built zero-filled, so padding compares equal too. */
-    return memcmp(a, b, sizeof *a) == 0;
+    /* Specs are built zero-filled, so padding compares equal too. Whether
+     * results are published does not touch the window's state. */
+    nta_window_spec x = *a;
+    x.unpublished = b->unpublished;
+    return memcmp(&x, b, sizeof x) == 0;
 }
 
 /* Publishes the reload record and logs it. */

@@ -1,5 +1,6 @@
 #include "predecode.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -125,7 +126,8 @@ void nta_predecode_begin(nta_predecode *pd, const char *const *payloads, const s
 {
     pd->payloads = payloads;
     pd->lens = lens;
-    pd->n = n < NTA_PREDECODE_MAX ? n : NTA_PREDECODE_MAX;
+    assert(n <= NTA_PREDECODE_MAX);
+    pd->n = n;
     pd->next_ready = 0;
     /* 0 never names a batch: done[] starts zeroed. */
     if (++pd->batch == 0)

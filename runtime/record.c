@@ -130,12 +130,14 @@ int nta_prefix_parse(nta_prefix *p, const char *s, size_t len)
     nta_addr a;
     if (nta_addr_parse(&a, s, alen) != 0)
         return -1;
-    /* IPv4 is stored behind the 96 bits of the v4-mapped prefix. */
-    int base = nta_addr_is_v4(&a) ? 96 : 0;
+    /* Dotted IPv4 is stored behind the 96 bits of the v4-mapped prefix; a
+     * prefix written in IPv6 notation (::ffff:0:0/96) counts all 128. */
+    int base = memchr(s, ':', alen) == NULL ? 96 : 0;
     int bits = 128 - base;
     if (slash) {
         const char *d = slash + 1, *end = s + len;
-        if (d == end || end - d > 3)
+        /* One to three digits, no leading zero: as parse_v4 reads an octet. */
+        if (d == end || end - d > 3 || (*d == '0' && end - d > 1))
             return -1;
         bits = 0;
         for (; d < end; d++) {

@@ -294,6 +294,13 @@ int nta_rules_check(const nta_rule_def *defs, int ndefs, const nta_window_spec *
                      NTA_WINDOW_MAX_KEYS - 1, d->window, sp->nkeys);
             return -1;
         }
+        for (int k = 0; d->each[0] && k < sp->nkeys; k++)
+            if (sp->key[k] == sp->aggs[topk_index(sp, d->each)].field) {
+                snprintf(err, errlen, "%s: rule '%s': each: the items of '%s' are values of "
+                                      "'%s', a key of window '%s' already", d->where, d->name,
+                         d->each, nta_field_name(sp->key[k]), d->window);
+                return -1;
+            }
         int is_derived = strcmp(d->value, "z") == 0 || strcmp(d->value, "ratio") == 0 ||
                          d->each[0];
         if (d->value[0] && !is_derived && field_index(sp, d->value, &q) == -2) {
@@ -332,9 +339,28 @@ int nta_rules_dry_run(nta_ruleset *rs, const nta_result *r, const nta_rule_limit
         if (d->fn_ref < 0 || strcmp(d->window, r->spec->name) != 0)
             continue;
         b.present = d->baseline[0] != '\0';
+        /* An each rule judges items, keyed by the window's keys and the
+         * item; the copy's top-k lists are gone, so a stand-in item (the
+         * zero address or number) takes the place of one. */
+        nta_window_spec item_spec;
+        nta_result item;
+        const nta_result *judged = r;
+        int t = d->each[0] ? topk_index(r->spec, d->each) : -1;
+        if (t >= 0 && r->spec->nkeys < NTA_WINDOW_MAX_KEYS) {
+            item_spec = *r->spec;
+            item_spec.key[r->spec->nkeys] = r->spec->aggs[t].field;
+            item_spec.nkeys = r->spec->nkeys + 1;
+            item = *r;
+            item.spec = &item_spec;
+            item.count = 0;
+            nta_topk_item zero;
+            memset(&zero, 0, sizeof zero);
+            nta_agg_item_text(r->spec->aggs[t].field, &zero, item.key_text[r->spec->nkeys]);
+            judged = &item;
+        }
         double v = 0;
         char e[1024];
-        int rc = nta_ruleset_eval(rs, d, r, &b, lim->budget_ms, &v, e, sizeof e);
+        int rc = nta_ruleset_eval(rs, d, judged, &b, lim->budget_ms, &v, e, sizeof e);
         if (rc < 0) {
             snprintf(err, errlen, "dry run: rule '%s' (%s) failed on the latest '%s' result: %s", d->name,
                      d->where, d->window, e);
@@ -788,7 +814,7 @@ static void process(nta_rules *e, const nta_result *r, int64_t now_wall_ms)
         /* A when() sees the window's aggregates, and count = the item's
          * weight. */
         memcpy(ir.values, r->values, sizeof ir.values);
-        int nk = r->spec->nkeys;
+        int nk = ru->item_spec.nkeys - 1;
         memcpy(ir.key_text, r->key_text, (size_t)nk * sizeof ir.key_text[0]);
         for (size_t k = 0; k < n; k++) {
             nta_agg_item_text(a->field, &items[k], ir.key_text[nk]);

@@ -885,9 +885,6 @@ static inline uint64_t key_hash(const word *key, uint32_t kw)
     }
 }
 
-/* Returns 0 if aggregated, 1 if late (or its time is out of the supported
- * range, about +-73 million years), and -1 if memory ran out: the record is
- * then not aggregated and not counted. */
 void nta_window_prefetch(nta_window *w, const nta_record *r)
 {
     make_key(w, r, w->pf_key);
@@ -898,6 +895,9 @@ void nta_window_prefetch(nta_window *w, const nta_record *r)
         __builtin_prefetch(at(w, t, (uint32_t)w->pf_hash & (t->cap - 1)));
 }
 
+/* Returns 0 if aggregated, 1 if late (or its time is out of the supported
+ * range, about +-73 million years), and -1 if memory ran out: the record is
+ * then not aggregated and not counted. */
 int nta_window_add(nta_window *w, const nta_record *r)
 {
     int prefetched = w->pf_valid;

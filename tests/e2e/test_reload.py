@@ -26,6 +26,7 @@ window "top" { size = "1s", topk = { field = "src_ip", by = "bytes", k = 3 },
 -- A filter on several fields: the same declaration must give the same window.
 window "tcp" { size = "1s", where = { proto = 6, tcp_flags = { 2, 27 }, dst_port = { 443, 80 } },
                distinct = "dst_port" }
+window "proto_top" { key = "proto", size = "1s", topk = { field = "dst_ip", by = "bytes", k = 2 } }
 """
 
 BUSY = """
@@ -122,6 +123,30 @@ class ReloadTest(unittest.TestCase):
         self.assertGreaterEqual(a["end"], rec["time"] - 2000)
         self.finish()
         self.assertIn("reloads 1 ok 0 failed", r.stderr)
+
+    def test_each_rule_on_a_keyed_window(self):
+        # Items are keyed by the window's key and the item; the dry run must
+        # hand when() such an item, or this rule fails on w.key.dst_ip.
+        r = self.start()
+        r.wait_for(lambda o: o["type"] == "window" and o["window"] == "proto_top")
+        self.write_rule("each.lua",
+                        'rule "each" { window = "proto_top", each = "topk_bytes_dst_ip",\n'
+                        '  value = "value", above = 0, severity = "info",\n'
+                        '  raise_after = 1, clear_after = 1, cooldown = "0s",\n'
+                        '  when = function(w) return #w.key.dst_ip > 0 and w.key.proto ~= nil end,\n'
+                        '  message = "{proto} {dst_ip}" }\n')
+        rec = r.reload()
+        self.assertTrue(rec["ok"], rec)
+        tops = {}
+        a = r.wait_for(lambda o: o["type"] == "alert" and o["rule"] == "each")
+        self.assertEqual(sorted(a["key"]), ["dst_ip", "proto"])
+        self.assertEqual(a["message"], "%s %s" % (a["key"]["proto"], a["key"]["dst_ip"]))
+        # The alerted item is one of its window's listed top destinations.
+        for o in r.all:
+            if o["type"] == "window" and o["window"] == "proto_top":
+                tops[(o["end"], o["key"]["proto"])] = [t["key"] for t in o["topk_bytes_dst_ip"]]
+        self.assertIn(a["key"]["dst_ip"], tops[(a["end"], a["key"]["proto"])])
+        self.finish()
 
     def assert_refused(self, text, *needles, extra=()):
         r = self.start(extra=extra)

@@ -137,6 +137,7 @@ class StdinPipelineTest(unittest.TestCase):
 
     def test_where_rejects_bad_prefixes(self):
         for bad, says in (('src_ip = "10.0.0.0/33"', "address prefixes"),
+                          ('src_ip = "10.0.0.0/08"', "address prefixes"),
                           ('dst_ip = { not_in = {} }', "lists no value"),
                           ('dst_ip = { "10.0.0.0/8", not_in = "1.2.3.4" }', "not_in"),
                           ('proto = "6"', "number")):
@@ -289,6 +290,13 @@ class ScriptErrorTest(unittest.TestCase):
             'rule "r" { window = "w", each = "topk_bytes_dst_port", value = "value",\n'
             '  above = 1, severity = "info" }\n',
             "each needs a window of at most 1 key field(s); 'w' has 2")
+
+    def test_each_item_cannot_be_a_key_field(self):
+        self.assert_script_error(
+            'window "w" { key = "dst_ip", size = "1s", topk = { field = "dst_ip", k = 3 } }\n'
+            'rule "r" { window = "w", each = "topk_bytes_dst_ip", value = "value",\n'
+            '  above = 1, severity = "info" }\n',
+            "are values of 'dst_ip', a key of window 'w' already")
 
     def test_no_window(self):
         self.assert_script_error('input { }\n', "declares no window")

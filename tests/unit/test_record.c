@@ -250,6 +250,47 @@ static void test_field_names(void **state)
     assert_int_equal(nta_field_is_numeric(NTA_F_NONE), 0);
 }
 
+/* Whether text prefix holds address addr (both parsed with this code; the
+ * answers below were worked out by hand from the bits). */
+static int in_prefix(const char *prefix, const char *addr)
+{
+    nta_prefix p;
+    nta_addr a;
+    assert_int_equal(nta_prefix_parse(&p, prefix, strlen(prefix)), 0);
+    assert_int_equal(nta_addr_parse(&a, addr, strlen(addr)), 0);
+    return nta_prefix_match(&p, &a);
+}
+
+static void test_prefixes(void **state)
+{
+    (void)state;
+    assert_true(in_prefix("10.0.0.0/8", "10.255.1.2"));
+    assert_false(in_prefix("10.0.0.0/8", "11.0.0.1"));
+    assert_true(in_prefix("172.16.0.0/12", "172.31.255.255"));
+    assert_false(in_prefix("172.16.0.0/12", "172.32.0.0"));
+    assert_false(in_prefix("172.16.0.0/12", "172.15.255.255"));
+    assert_true(in_prefix("192.168.1.7", "192.168.1.7")); /* a bare address: /32 */
+    assert_false(in_prefix("192.168.1.7", "192.168.1.6"));
+    assert_true(in_prefix("10.1.2.3/8", "10.9.9.9")); /* host bits ignored */
+    assert_true(in_prefix("0.0.0.0/0", "203.0.113.9"));
+    assert_false(in_prefix("0.0.0.0/0", "2001:db8::1")); /* IPv4 prefixes: IPv4 only */
+    assert_true(in_prefix("::/0", "2001:db8::1"));
+    assert_true(in_prefix("::/0", "10.0.0.1"));
+    assert_true(in_prefix("2001:db8::/32", "2001:db8:ffff::1"));
+    assert_false(in_prefix("2001:db8::/32", "2001:db9::1"));
+    assert_true(in_prefix("::ffff:0:0/96", "8.8.8.8")); /* IPv6 notation: all 128 bits */
+    assert_true(in_prefix("::ffff:10.0.0.0/104", "10.200.0.1"));
+    assert_false(in_prefix("::ffff:10.0.0.0/104", "11.0.0.1"));
+    assert_true(in_prefix("2001:db8::1/128", "2001:db8::1"));
+    static const char *const bad[] = {"", "/8", "10.0.0.0/", "10.0.0.0/33", "10.0.0.0/08",
+                                      "10.0.0.0/-1", "10.0.0.0/8/9", "10.0.0.0 /8", "::/129",
+                                      "2001:db8::/1000", "ten/8", "10.0.0/8"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        nta_prefix p;
+        assert_int_equal(nta_prefix_parse(&p, bad[i], strlen(bad[i])), -1);
+    }
+}
+
 static void test_field_text_and_values(void **state)
 {
     (void)state;
@@ -302,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_proto_parse),
         cmocka_unit_test(test_field_names),
         cmocka_unit_test(test_field_text_and_values),
+        cmocka_unit_test(test_prefixes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
