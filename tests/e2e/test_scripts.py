@@ -135,6 +135,38 @@ class StdinPipelineTest(unittest.TestCase):
         nta_batch.assert_equal(expected, got)
         self.assertTrue(any(r["key"].get("dst_ip") == "198.51.100.9" for r in got))
 
+    def test_unpublished_window_feeds_rules_only(self):
+        data = gen_lines("rate=2000", "count=30000", "start=%d" % START,
+                         "inject=portscan@4+5")
+        records = [h.record_from_json(l) for l in data.splitlines()]
+        pairs = {"name": "pairs", "size_ms": 5000, "slide_ms": 5000,
+                 "key": ["src_ip", "dst_ip"], "aggs": [("distinct", "dst_port")]}
+        total = {"name": "total", "size_ms": 5000, "slide_ms": 5000, "key": [],
+                 "aggs": [("sum", "bytes")]}
+        script = h.pipeline_script(
+            [pairs, total], {"lateness": '"1h"'}, "processed-data",
+            extra='window "quiet" { key = { "src_ip", "dst_ip" }, size = "5s",\n'
+                  '  distinct = "dst_port", publish = false }\n'
+                  'rule "scan" { window = "quiet", value = "distinct_dst_port", above = 100,\n'
+                  '  severity = "warning", message = "{src_ip} {dst_ip}" }\n')
+        p = subprocess.run([h.NTA_RUN, script], input=data, capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = [json.loads(l) for l in p.stdout.splitlines()]
+        results = [o for o in out if o["type"] == "window"]
+        alerts = [o for o in out if o["type"] == "alert"]
+        # "quiet" computes what "pairs" does, but only the rule sees it.
+        expected = nta_batch.compute(records, [pairs, total])
+        nta_batch.assert_equal(expected, results)
+        n_pairs = len([r for r in expected if r["window"] == "pairs"])
+        self.assertRegex(p.stderr, r"%d results out \(\+%d unpublished\)"
+                         % (len(expected), n_pairs))
+        scans = [(e["key"]["src_ip"], e["key"]["dst_ip"]) for e in expected
+                 if e["window"] == "pairs" and e["distinct_dst_port"] > 100]
+        self.assertGreater(len(scans), 0)
+        self.assertEqual({(a["key"]["src_ip"], a["key"]["dst_ip"]) for a in alerts
+                          if a["state"] == "raised"}, set(scans))
+
     def test_where_rejects_bad_prefixes(self):
         for bad, says in (('src_ip = "10.0.0.0/33"', "address prefixes"),
                           ('src_ip = "10.0.0.0/08"', "address prefixes"),
