@@ -38,10 +38,6 @@ struct nta_predecode {
     pthread_cond_t cv;
     uint32_t posted; /* under mu: the batch the helper is to work on */
     int stop;        /* under mu */
-    /* under mu: items the helper is to release, and how */
-    void *const *rel;
-    size_t nrel;
-    void (*rel_fn)(void *);
 };
 
 static void decode_chunk(nta_predecode *pd, nta_decoder *dec, size_t c)
@@ -76,30 +72,18 @@ static void *helper(void *arg)
     uint32_t seen = 0;
     pthread_mutex_lock(&pd->mu);
     for (;;) {
-        while (!pd->stop && pd->posted == seen && pd->nrel == 0)
+        while (!pd->stop && pd->posted == seen)
             pthread_cond_wait(&pd->cv, &pd->mu);
-        if (pd->posted != seen) {
-            /* Decoding first: the pipeline's thread waits for it. */
-            seen = pd->posted;
-            pthread_mutex_unlock(&pd->mu);
-            long c;
-            while ((c = take(pd, seen)) >= 0) {
-                decode_chunk(pd, &pd->helper_dec, (size_t)c);
-                atomic_store_explicit(&pd->done[c], seen, memory_order_release);
-            }
-            pthread_mutex_lock(&pd->mu);
-        } else if (pd->nrel > 0) {
-            void *const *items = pd->rel;
-            size_t n = pd->nrel;
-            pthread_mutex_unlock(&pd->mu);
-            for (size_t i = 0; i < n; i++)
-                pd->rel_fn(items[i]);
-            pthread_mutex_lock(&pd->mu);
-            pd->nrel = 0;
-            pthread_cond_broadcast(&pd->cv);
-        } else {
-            break; /* stop, with nothing left to release */
+        if (pd->stop)
+            break;
+        seen = pd->posted;
+        pthread_mutex_unlock(&pd->mu);
+        long c;
+        while ((c = take(pd, seen)) >= 0) {
+            decode_chunk(pd, &pd->helper_dec, (size_t)c);
+            atomic_store_explicit(&pd->done[c], seen, memory_order_release);
         }
+        pthread_mutex_lock(&pd->mu);
     }
     pthread_mutex_unlock(&pd->mu);
     return NULL;
@@ -127,7 +111,6 @@ void nta_predecode_destroy(nta_predecode *pd)
 {
     if (pd == NULL)
         return;
-    nta_predecode_released(pd);
     pthread_mutex_lock(&pd->mu);
     pd->stop = 1;
     pthread_cond_broadcast(&pd->cv);
@@ -153,7 +136,7 @@ void nta_predecode_begin(nta_predecode *pd, const char *const *payloads, const s
                           memory_order_release);
     pthread_mutex_lock(&pd->mu);
     pd->posted = pd->batch;
-    pthread_cond_broadcast(&pd->cv);
+    pthread_cond_signal(&pd->cv);
     pthread_mutex_unlock(&pd->mu);
 }
 
@@ -191,24 +174,4 @@ void nta_predecode_end(nta_predecode *pd)
         ;
     for (size_t k = pd->next_ready; k < CUR_NEXT(cur); k++)
         wait_done(pd, k);
-}
-
-void nta_predecode_release(nta_predecode *pd, void *const *items, size_t n, void (*fn)(void *))
-{
-    pthread_mutex_lock(&pd->mu);
-    while (pd->nrel > 0)
-        pthread_cond_wait(&pd->cv, &pd->mu);
-    pd->rel = items;
-    pd->nrel = n;
-    pd->rel_fn = fn;
-    pthread_cond_broadcast(&pd->cv);
-    pthread_mutex_unlock(&pd->mu);
-}
-
-void nta_predecode_released(nta_predecode *pd)
-{
-    pthread_mutex_lock(&pd->mu);
-    while (pd->nrel > 0)
-        pthread_cond_wait(&pd->cv, &pd->mu);
-    pthread_mutex_unlock(&pd->mu);
 }

@@ -45,16 +45,4 @@ const nta_decoded *nta_predecode_get(nta_predecode *pd, size_t i);
 /* Returns once the helper no longer reads the batch's payloads. */
 void nta_predecode_end(nta_predecode *pd);
 
-/* Has the helper call fn on items[0..n) (librdkafka messages to destroy)
- * once it has no chunk to decode: a free takes the lock of the malloc arena
- * the allocating thread (librdkafka's fetcher) works in, and the pipeline's
- * thread should not be the one that waits for it. Waits first for the items
- * handed over before; the array must stay untouched until the next call to
- * this or to nta_predecode_released returns. */
-void nta_predecode_release(nta_predecode *pd, void *const *items, size_t n,
-                           void (*fn)(void *));
-
-/* Returns once every item handed over has been released. */
-void nta_predecode_released(nta_predecode *pd);
-
 #endif

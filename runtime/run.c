@@ -765,8 +765,6 @@ static void instance_name(const nta_run_opts *o, char *out, size_t len)
     out[len - 1] = '\0';
 }
 
-static void destroy_message(void *m) { rd_kafka_message_destroy(m); }
-
 static rd_kafka_t *consumer_create(kafka_run *r, char *err, size_t errlen)
 {
     const char *defaults[] = {
@@ -866,10 +864,7 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
     }
     r.http = attach_http(o, r.p, conf, "kafka");
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(r.rk);
-    /* Two arrays: the helper destroys one batch's messages while the next
-     * batch is read into the other. */
-    rd_kafka_message_t *batches[2][NTA_PREDECODE_MAX];
-    int cur = 0;
+    rd_kafka_message_t *msgs[NTA_PREDECODE_MAX];
     const char *payloads[NTA_PREDECODE_MAX];
     size_t lens[NTA_PREDECODE_MAX];
     /* CSV lines depend on the header before them: decoded in order only. */
@@ -883,8 +878,7 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
     int drained = 0;
     while (!nta_run_stop && !r.fatal) {
         r.rebalanced = 0;
-        rd_kafka_message_t **msgs = batches[cur];
-        ssize_t n = rd_kafka_consume_batch_queue(q, 100, msgs, NTA_PREDECODE_MAX);
+        ssize_t n = rd_kafka_consume_batch_queue(q, 100, msgs, sizeof msgs / sizeof msgs[0]);
         if (r.rebalanced) {
             /* The rebalance callback ran inside this call: the batch may hold
              * messages of the old assignment, read before the state they
@@ -946,14 +940,10 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
                     nta_pipeline_feed(r.p, m->partition, m->offset, m->key, m->key_len,
                                       m->payload, m->len, ts);
             }
-            if (pd == NULL)
-                rd_kafka_message_destroy(m);
+            rd_kafka_message_destroy(m);
         }
-        if (pd && n > 0) {
+        if (pd && n > 0)
             nta_predecode_end(pd);
-            nta_predecode_release(pd, (void *const *)msgs, (size_t)n, destroy_message);
-            cur = !cur;
-        }
         int64_t t = nta_wall_us();
         /* Without brokers the input is not idle, it is unreachable: closing
          * windows on the wall clock would make the records that follow late. */

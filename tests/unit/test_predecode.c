@@ -133,52 +133,12 @@ static void test_batch_never_read(void **state)
     nta_predecode_destroy(NULL);
 }
 
-static void count_release(void *item) { (*(int *)item)++; }
-
-/* Released items: each exactly once, with batches decoded in between, and
- * those still pending when the helper is destroyed too. */
-static void test_release(void **state)
-{
-    (void)state;
-    nta_decoder proto;
-    nta_decoder_init(&proto, NTA_FMT_JSON);
-    nta_predecode *pd = nta_predecode_create(&proto);
-    assert_non_null(pd);
-    static int counts[2][500];
-    void *items[2][500];
-    for (int b = 0; b < 2; b++)
-        for (int i = 0; i < 500; i++)
-            items[b][i] = &counts[b][i];
-    const char *payloads[100];
-    size_t lens[100];
-    for (int i = 0; i < 100; i++) {
-        payloads[i] = "{\"src_ip\":\"10.0.0.1\",\"dst_ip\":\"10.0.0.2\"}";
-        lens[i] = strlen(payloads[i]);
-    }
-    for (int round = 0; round < 200; round++) {
-        int b = round % 2;
-        /* The array of two rounds ago is released before it is reused. */
-        for (int i = 0; i < 500; i++)
-            assert_int_equal(counts[b][i], round / 2);
-        nta_predecode_begin(pd, payloads, lens, 100);
-        for (size_t i = 0; i < 100; i += 7)
-            assert_int_equal(nta_predecode_get(pd, i)->status, NTA_DEC_OK);
-        nta_predecode_end(pd);
-        nta_predecode_release(pd, items[b], 500, count_release);
-    }
-    nta_predecode_destroy(pd);
-    for (int b = 0; b < 2; b++)
-        for (int i = 0; i < 500; i++)
-            assert_int_equal(counts[b][i], 100);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_in_order_payloads),
         cmocka_unit_test(test_batches_match_plain_decoding),
         cmocka_unit_test(test_batch_never_read),
-        cmocka_unit_test(test_release),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
