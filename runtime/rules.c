@@ -330,6 +330,15 @@ static double result_field(const nta_result *r, int idx, int q)
     return (double)r->values[idx].u;
 }
 
+/* The spec the items of top-k aggregate t are keyed by: spec's key fields,
+ * then the top-k's field (nta_rules_check leaves room for it). */
+static void item_spec_of(const nta_window_spec *spec, int t, nta_window_spec *out)
+{
+    *out = *spec;
+    out->key[spec->nkeys] = spec->aggs[t].field;
+    out->nkeys = spec->nkeys + 1;
+}
+
 int nta_rules_dry_run(nta_ruleset *rs, const nta_result *r, const nta_rule_limits *lim,
                       char *err, size_t errlen)
 {
@@ -347,9 +356,7 @@ int nta_rules_dry_run(nta_ruleset *rs, const nta_result *r, const nta_rule_limit
         const nta_result *judged = r;
         int t = d->each[0] ? topk_index(r->spec, d->each) : -1;
         if (t >= 0 && r->spec->nkeys < NTA_WINDOW_MAX_KEYS) {
-            item_spec = *r->spec;
-            item_spec.key[r->spec->nkeys] = r->spec->aggs[t].field;
-            item_spec.nkeys = r->spec->nkeys + 1;
+            item_spec_of(r->spec, t, &item_spec);
             item = *r;
             item.spec = &item_spec;
             item.count = 0;
@@ -403,9 +410,7 @@ static void add_rule(rule *r, const nta_rule_def *d, nta_ruleset *rs, const nta_
     r->bagg = d->baseline[0] ? field_index(r->spec, d->baseline, &r->bq) : -2;
     r->each = d->each[0] ? topk_index(r->spec, d->each) : -1;
     if (r->each >= 0) {
-        r->item_spec = *r->spec;
-        r->item_spec.key[r->spec->nkeys] = r->spec->aggs[r->each].field;
-        r->item_spec.nkeys = r->spec->nkeys + 1;
+        item_spec_of(r->spec, r->each, &r->item_spec);
     }
 }
 
