@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* SCHED_BATCH (worker.h) */
 #include "predecode.h"
 
 #include <assert.h>
@@ -6,6 +7,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+#include "worker.h"
 
 /* 64 JSON messages take the helper about 20 µs: long enough that taking a
  * chunk (one compare-and-swap) costs nothing, short enough that the pipeline's
@@ -22,16 +25,41 @@
 #define CUR_N(c) ((size_t)(((c) >> 16) & 0xffff))
 #define CUR_NEXT(c) ((size_t)((c) & 0xffff))
 
+/* The release cursor packs the batch's number, its chunk count, the chunks
+ * the pipeline's thread is done with (the limit) and the next chunk nobody
+ * has taken to release; chunk counts fit in a byte (NCHUNKS <= 255). */
+#define RCUR(batch, n, limit, next)                                                    \
+    (((uint64_t)(uint32_t)(batch) << 32) | ((uint64_t)(n) << 16) | ((uint64_t)(limit) << 8) | \
+     (uint64_t)(next))
+#define RCUR_N(c) ((size_t)(((c) >> 16) & 0xff))
+#define RCUR_LIMIT(c) ((size_t)(((c) >> 8) & 0xff))
+#define RCUR_NEXT(c) ((size_t)((c) & 0xff))
+#define RCUR_ONE_LIMIT ((uint64_t)1 << 8)
+
+/* The helper sleeps until this many more chunks are done with: waking it
+ * for every chunk would cost the pipeline's thread a futex call per 64
+ * messages. The pipeline's thread releases what is left at the batch's end. */
+#define RELEASE_AHEAD 4
+
 struct nta_predecode {
     nta_decoder helper_dec, own_dec;
     const char *const *payloads;
     const size_t *lens;
     size_t n;
-    nta_decoded items[NTA_PREDECODE_MAX];
+    nta_decoded decoded[NTA_PREDECODE_MAX];
     _Atomic uint64_t cursor;
     _Atomic uint32_t done[NCHUNKS]; /* the batch number that chunk was decoded for */
     size_t next_ready;              /* the pipeline's thread: chunks below are decoded */
     uint32_t batch;                 /* the pipeline's thread's copy of the current number */
+
+    /* Releasing: the batch's items and what releases one (NULL: nothing to
+     * release), set by nta_predecode_begin under mu. */
+    void *const *items;
+    void (*release)(void *);
+    _Atomic uint64_t rcursor;
+    _Atomic uint32_t released[NCHUNKS]; /* the batch number that chunk was released for */
+    _Atomic size_t want;                /* the limit the sleeping helper waits for, or 0 */
+    size_t fed;                         /* the pipeline's thread: chunks it is done with */
 
     pthread_t thread;
     pthread_mutex_t mu;
@@ -45,7 +73,7 @@ static void decode_chunk(nta_predecode *pd, nta_decoder *dec, size_t c)
     size_t end = (c + 1) * CHUNK < pd->n ? (c + 1) * CHUNK : pd->n;
     for (size_t i = c * CHUNK; i < end; i++) {
         const char *p = pd->payloads[i];
-        nta_decoded *it = &pd->items[i];
+        nta_decoded *it = &pd->decoded[i];
         if (p == NULL || nta_decode_in_order(dec, p, pd->lens[i]))
             it->status = NTA_PREDECODE_IN_ORDER;
         else
@@ -66,9 +94,60 @@ static long take(nta_predecode *pd, uint32_t b)
     }
 }
 
+/* Takes the next chunk of batch b the pipeline's thread is done with; -1
+ * when there is none. */
+static long take_fed(nta_predecode *pd, uint32_t b)
+{
+    uint64_t cur = atomic_load_explicit(&pd->rcursor, memory_order_acquire);
+    for (;;) {
+        if (CUR_BATCH(cur) != b || RCUR_NEXT(cur) >= RCUR_LIMIT(cur))
+            return -1;
+        if (atomic_compare_exchange_weak_explicit(&pd->rcursor, &cur, cur + 1,
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return (long)RCUR_NEXT(cur);
+    }
+}
+
+static void release_chunk(nta_predecode *pd, size_t c)
+{
+    size_t end = (c + 1) * CHUNK < pd->n ? (c + 1) * CHUNK : pd->n;
+    for (size_t i = c * CHUNK; i < end; i++)
+        pd->release(pd->items[i]);
+}
+
+/* The helper, once batch b is decoded: releases its chunks as the pipeline's
+ * thread is done with them, until none is left to take or another batch is
+ * posted. Called and returns with mu held. */
+static void release_fed(nta_predecode *pd, uint32_t b)
+{
+    for (;;) {
+        pthread_mutex_unlock(&pd->mu);
+        long c;
+        while ((c = take_fed(pd, b)) >= 0) {
+            release_chunk(pd, (size_t)c);
+            atomic_store_explicit(&pd->released[c], b, memory_order_release);
+        }
+        pthread_mutex_lock(&pd->mu);
+        uint64_t cur = atomic_load(&pd->rcursor);
+        if (pd->stop || pd->posted != b || CUR_BATCH(cur) != b || RCUR_NEXT(cur) >= RCUR_N(cur))
+            return;
+        size_t want = RCUR_NEXT(cur) + RELEASE_AHEAD;
+        if (want > RCUR_N(cur))
+            want = RCUR_N(cur);
+        /* Sequentially consistent with nta_predecode_done_with: either it
+         * sees want, or this load sees the limit it raised. */
+        atomic_store(&pd->want, want);
+        cur = atomic_load(&pd->rcursor);
+        if (CUR_BATCH(cur) == b && RCUR_LIMIT(cur) < want)
+            pthread_cond_wait(&pd->cv, &pd->mu);
+        atomic_store(&pd->want, 0);
+    }
+}
+
 static void *helper(void *arg)
 {
     nta_predecode *pd = arg;
+    nta_worker_batch_class();
     uint32_t seen = 0;
     pthread_mutex_lock(&pd->mu);
     for (;;) {
@@ -84,6 +163,8 @@ static void *helper(void *arg)
             atomic_store_explicit(&pd->done[c], seen, memory_order_release);
         }
         pthread_mutex_lock(&pd->mu);
+        if (pd->release != NULL)
+            release_fed(pd, seen);
     }
     pthread_mutex_unlock(&pd->mu);
     return NULL;
@@ -122,27 +203,34 @@ void nta_predecode_destroy(nta_predecode *pd)
 }
 
 void nta_predecode_begin(nta_predecode *pd, const char *const *payloads, const size_t *lens,
-                         size_t n)
+                         size_t n, void *const *items, void (*release)(void *))
 {
     pd->payloads = payloads;
     pd->lens = lens;
     assert(n <= NTA_PREDECODE_MAX);
     pd->n = n;
     pd->next_ready = 0;
-    /* 0 never names a batch: done[] starts zeroed. */
+    pd->fed = 0;
+    /* 0 never names a batch: done[] and released[] start zeroed. */
     if (++pd->batch == 0)
         pd->batch = 1;
-    atomic_store_explicit(&pd->cursor, CUR(pd->batch, (pd->n + CHUNK - 1) / CHUNK, 0),
+    size_t nchunks = (pd->n + CHUNK - 1) / CHUNK;
+    atomic_store_explicit(&pd->cursor, CUR(pd->batch, nchunks, 0), memory_order_release);
+    atomic_store_explicit(&pd->rcursor, RCUR(pd->batch, items != NULL ? nchunks : 0, 0, 0),
                           memory_order_release);
     pthread_mutex_lock(&pd->mu);
+    /* Under mu: the helper reads them there after its last batch. */
+    pd->items = items;
+    pd->release = items != NULL ? release : NULL;
     pd->posted = pd->batch;
-    pthread_cond_signal(&pd->cv);
     pthread_mutex_unlock(&pd->mu);
+    /* After unlocking: the woken helper would otherwise first wait for mu. */
+    pthread_cond_signal(&pd->cv);
 }
 
-static void wait_done(nta_predecode *pd, size_t k)
+static void wait_for(nta_predecode *pd, _Atomic uint32_t *flag)
 {
-    while (atomic_load_explicit(&pd->done[k], memory_order_acquire) != pd->batch)
+    while (atomic_load_explicit(flag, memory_order_acquire) != pd->batch)
         sched_yield();
 }
 
@@ -158,10 +246,10 @@ const nta_decoded *nta_predecode_get(nta_predecode *pd, size_t i)
             decode_chunk(pd, &pd->own_dec, k);
             atomic_store_explicit(&pd->done[k], pd->batch, memory_order_relaxed);
         } else {
-            wait_done(pd, k);
+            wait_for(pd, &pd->done[k]);
         }
     }
-    return &pd->items[i];
+    return &pd->decoded[i];
 }
 
 void nta_predecode_end(nta_predecode *pd)
@@ -173,5 +261,34 @@ void nta_predecode_end(nta_predecode *pd)
                                          CUR(pd->batch, CUR_N(cur), CUR_N(cur))))
         ;
     for (size_t k = pd->next_ready; k < CUR_NEXT(cur); k++)
-        wait_done(pd, k);
+        wait_for(pd, &pd->done[k]);
+    if (pd->release == NULL)
+        return;
+    /* The same for releasing: the rest is released here, and the chunks the
+     * helper holds are waited for. */
+    uint64_t rc = atomic_load_explicit(&pd->rcursor, memory_order_acquire);
+    size_t n = RCUR_N(rc);
+    while (!atomic_compare_exchange_weak(&pd->rcursor, &rc, RCUR(pd->batch, n, n, n)))
+        ;
+    for (size_t k = RCUR_NEXT(rc); k < n; k++)
+        release_chunk(pd, k);
+    for (size_t k = 0; k < RCUR_NEXT(rc); k++)
+        wait_for(pd, &pd->released[k]);
+}
+
+void nta_predecode_done_with(nta_predecode *pd, size_t i)
+{
+    size_t c = i / CHUNK;
+    if (pd->release == NULL || c <= pd->fed)
+        return;
+    uint64_t cur = atomic_fetch_add(&pd->rcursor, (c - pd->fed) * RCUR_ONE_LIMIT) +
+                   (c - pd->fed) * RCUR_ONE_LIMIT;
+    pd->fed = c;
+    size_t want = atomic_load(&pd->want);
+    if (want != 0 && RCUR_LIMIT(cur) >= want) {
+        /* Signalled after mu is dropped (see nta_predecode_begin). */
+        pthread_mutex_lock(&pd->mu);
+        pthread_mutex_unlock(&pd->mu);
+        pthread_cond_signal(&pd->cv);
+    }
 }

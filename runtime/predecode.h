@@ -35,14 +35,26 @@ nta_predecode *nta_predecode_create(const nta_decoder *proto);
 void nta_predecode_destroy(nta_predecode *pd);
 
 /* Starts on payloads[0..n) (n <= NTA_PREDECODE_MAX); they must stay valid
- * until nta_predecode_end. */
+ * until nta_predecode_end. With items (NULL: none), the helper also calls
+ * release on items[0..n) (librdkafka messages to destroy) as the caller is
+ * done with them, and nta_predecode_end releases the rest: a free takes the
+ * lock of the malloc arena the allocating thread (librdkafka's fetcher)
+ * works in, and the pipeline's thread should not be the one that waits for
+ * it. Every item is released before nta_predecode_end returns: the caller
+ * reuses its arrays for the next batch, and no message outlives the batch
+ * it came in. */
 void nta_predecode_begin(nta_predecode *pd, const char *const *payloads, const size_t *lens,
-                         size_t n);
+                         size_t n, void *const *items, void (*release)(void *));
 
 /* Item i of the batch, decoded; items are asked for in increasing order. */
 const nta_decoded *nta_predecode_get(nta_predecode *pd, size_t i);
 
-/* Returns once the helper no longer reads the batch's payloads. */
+/* The caller no longer needs items[0..i) nor their payloads; i does not
+ * decrease within a batch. */
+void nta_predecode_done_with(nta_predecode *pd, size_t i);
+
+/* Returns once the helper no longer reads the batch's payloads and every
+ * item is released. */
 void nta_predecode_end(nta_predecode *pd);
 
 #endif

@@ -561,7 +561,21 @@ static int drain_commits(kafka_run *r)
  * restart reads from the commit. */
 static void seek_parts(kafka_run *r, rd_kafka_topic_partition_list_t *l, const char *what)
 {
-    rd_kafka_error_t *e = l->cnt ? rd_kafka_seek_partitions(r->rk, l, 10000) : NULL;
+    /* librdkafka 2.0.2 (Debian 12) waits its timeout in microseconds, not
+     * milliseconds (fixed in 2.1.0, librdkafka pull request 4230): a seek
+     * not done within 10 ms, as happens on a busy machine right after an
+     * assignment, reports a time-out while it goes on. Seeking again to the
+     * same offsets is harmless, so retry for up to 10 s. */
+    rd_kafka_error_t *e = NULL;
+    int64_t deadline = nta_mono_ns() + (int64_t)10 * 1000000000;
+    while (l->cnt) {
+        e = rd_kafka_seek_partitions(r->rk, l, 10000);
+        if (e == NULL || rd_kafka_error_code(e) != RD_KAFKA_RESP_ERR__TIMED_OUT ||
+            nta_mono_ns() >= deadline)
+            break;
+        rd_kafka_error_destroy(e);
+        e = NULL;
+    }
     if (e) {
         fprintf(stderr, "nta: %s: %s; stopping\n", what, rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
@@ -570,17 +584,26 @@ static void seek_parts(kafka_run *r, rd_kafka_topic_partition_list_t *l, const c
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Seeks every assigned partition back to where its assignment started. */
-static void restart_assignment(kafka_run *r)
+/* Drops the messages of a batch read across a rebalance and seeks each
+ * assigned partition they came from back to where its assignment started.
+ * Partitions with no message in the batch need no seek (the assignment
+ * starts them there), and are not sought: librdkafka 2.0.2 can fail to
+ * finish a seek issued right after an assignment ("Timed out waiting for
+ * N remaining partition seek(s)"), and a new member's first batch is most
+ * often empty. */
+static void restart_assignment(kafka_run *r, rd_kafka_message_t **msgs, ssize_t n)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->nparts + 1);
-    for (int32_t i = 0; i < r->nparts; i++) {
-        part_state *ps = &r->parts[i];
-        if (!ps->assigned)
-            continue;
-        rd_kafka_topic_partition_list_add(l, r->conf->input_topic, i)->offset = ps->start;
-        ps->first = ps->next = -1;
-        ps->eof = 0;
+    for (ssize_t i = 0; i < n; i++) {
+        int32_t pt = msgs[i]->partition;
+        if (pt >= 0 && pt < r->nparts && r->parts[pt].assigned &&
+            rd_kafka_topic_partition_list_find(l, r->conf->input_topic, pt) == NULL) {
+            part_state *ps = &r->parts[pt];
+            rd_kafka_topic_partition_list_add(l, r->conf->input_topic, pt)->offset = ps->start;
+            ps->first = ps->next = -1;
+            ps->eof = 0;
+        }
+        rd_kafka_message_destroy(msgs[i]);
     }
     seek_parts(r, l, "reading the new assignment from its start");
 }
@@ -765,6 +788,8 @@ static void instance_name(const nta_run_opts *o, char *out, size_t len)
     out[len - 1] = '\0';
 }
 
+static void destroy_message(void *m) { rd_kafka_message_destroy(m); }
+
 static rd_kafka_t *consumer_create(kafka_run *r, char *err, size_t errlen)
 {
     const char *defaults[] = {
@@ -884,10 +909,8 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
              * messages of the old assignment, read before the state they
              * belong to was dropped. Drop the batch and read the new
              * assignment from its start again. */
-            for (ssize_t i = 0; i < n; i++)
-                rd_kafka_message_destroy(msgs[i]);
+            restart_assignment(&r, msgs, n);
             n = 0;
-            restart_assignment(&r);
         }
         /* Before this batch moves the watermark: a partition caught up
          * earlier whose end has moved since (as the last fetch saw it) is
@@ -907,7 +930,8 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
                 payloads[i] = msgs[i]->err ? NULL : msgs[i]->payload;
                 lens[i] = msgs[i]->len;
             }
-            nta_predecode_begin(pd, payloads, lens, (size_t)n);
+            nta_predecode_begin(pd, payloads, lens, (size_t)n, (void *const *)msgs,
+                                destroy_message);
         }
         for (ssize_t i = 0; i < n; i++) {
             rd_kafka_message_t *m = msgs[i];
@@ -940,7 +964,10 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
                     nta_pipeline_feed(r.p, m->partition, m->offset, m->key, m->key_len,
                                       m->payload, m->len, ts);
             }
-            rd_kafka_message_destroy(m);
+            if (pd)
+                nta_predecode_done_with(pd, (size_t)i + 1);
+            else
+                rd_kafka_message_destroy(m);
         }
         if (pd && n > 0)
             nta_predecode_end(pd);

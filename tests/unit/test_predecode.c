@@ -4,9 +4,12 @@
  * payload gives, whichever thread decoded it, for batches of every size
  * around the chunk length, many times over (the two threads race for
  * chunks differently each time); CSV lines and items without a payload are
- * handed back to be decoded in order. */
+ * handed back to be decoded in order. Items handed over for release are
+ * released once each, never before the caller is done with them, and all
+ * of them before the batch ends. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -91,7 +94,7 @@ static void test_batches_match_plain_decoding(void **state)
             size_t n = sizes[s];
             for (size_t i = 0; i < n; i++)
                 make_payload(seq++, bufs[i], sizeof bufs[i], &payloads[i], &lens[i]);
-            nta_predecode_begin(pd, payloads, lens, n);
+            nta_predecode_begin(pd, payloads, lens, n, NULL, NULL);
             /* Some rounds skip items, as the runner does for messages that
              * carry an error or an end of partition. */
             size_t step = 1 + (size_t)(round % 3);
@@ -126,11 +129,72 @@ static void test_batch_never_read(void **state)
     const char *payloads[300] = {0};
     size_t lens[300] = {0};
     for (int round = 0; round < 50; round++) {
-        nta_predecode_begin(pd, payloads, lens, 300);
+        nta_predecode_begin(pd, payloads, lens, 300, NULL, NULL);
         nta_predecode_end(pd);
     }
     nta_predecode_destroy(pd);
     nta_predecode_destroy(NULL);
+}
+
+/* What the release test's callback sees: the items the caller is done with
+ * (set before it says so), and how often each item was released. */
+static _Atomic size_t done_upto;
+static _Atomic int release_early;
+static _Atomic int release_count[NTA_PREDECODE_MAX];
+
+static void count_release(void *item)
+{
+    size_t i = (size_t)((_Atomic int *)item - release_count);
+    if (i >= atomic_load(&done_upto))
+        atomic_store(&release_early, 1);
+    atomic_fetch_add((_Atomic int *)item, 1);
+}
+
+static void test_release(void **state)
+{
+    (void)state;
+    nta_decoder proto;
+    nta_decoder_init(&proto, NTA_FMT_JSON);
+    nta_predecode *pd = nta_predecode_create(&proto);
+    assert_non_null(pd);
+    static char bufs[NTA_PREDECODE_MAX][160];
+    static const char *payloads[NTA_PREDECODE_MAX];
+    static size_t lens[NTA_PREDECODE_MAX];
+    static void *items[NTA_PREDECODE_MAX];
+    for (size_t i = 0; i < NTA_PREDECODE_MAX; i++)
+        items[i] = &release_count[i];
+    static const size_t sizes[] = {1, 63, 64, 65, 300, 1000, NTA_PREDECODE_MAX};
+    unsigned seq = 0;
+    for (int round = 0; round < 30; round++) {
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+            size_t n = sizes[s];
+            for (size_t i = 0; i < n; i++) {
+                make_payload(seq++, bufs[i], sizeof bufs[i], &payloads[i], &lens[i]);
+                atomic_store(&release_count[i], 0);
+            }
+            atomic_store(&done_upto, 0);
+            nta_predecode_begin(pd, payloads, lens, n, items, count_release);
+            /* Rounds differ in how often the caller says how far it is,
+             * as the runner does not for messages it skips. */
+            size_t step = 1 + (size_t)(round % 5) * 17;
+            for (size_t i = 0; i < n; i++) {
+                if (payloads[i] != NULL)
+                    nta_predecode_get(pd, i);
+                if ((i + 1) % step == 0) {
+                    atomic_store(&done_upto, i + 1);
+                    nta_predecode_done_with(pd, i + 1);
+                }
+            }
+            atomic_store(&done_upto, n);
+            nta_predecode_end(pd);
+            for (size_t i = 0; i < n; i++)
+                assert_int_equal(atomic_load(&release_count[i]), 1);
+        }
+    }
+    nta_predecode_destroy(pd);
+    assert_int_equal(atomic_load(&release_early), 0);
+    for (size_t i = 0; i < NTA_PREDECODE_MAX; i++)
+        assert_true(atomic_load(&release_count[i]) <= 1);
 }
 
 int main(void)
@@ -139,6 +203,7 @@ int main(void)
         cmocka_unit_test(test_in_order_payloads),
         cmocka_unit_test(test_batches_match_plain_decoding),
         cmocka_unit_test(test_batch_never_read),
+        cmocka_unit_test(test_release),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
