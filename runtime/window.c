@@ -19,10 +19,10 @@ static inline uint64_t hash_bytes(const void *data, size_t len)
     return XXH3_64bits(data, len);
 }
 
-/* Records further than this from the epoch (about 73 million years) are
- * refused, and watermarks are clamped to WM_LIMIT, so that no pane or window
- * arithmetic below can overflow int64 (sizes are capped at SIZE_LIMIT). */
-#define TS_LIMIT ((int64_t)1 << 61)
+/* Records further than NTA_WINDOW_TS_LIMIT from the epoch (about 73 million
+ * years) are refused, and watermarks are clamped to WM_LIMIT, so that no
+ * pane or window arithmetic below can overflow int64 (sizes are capped at
+ * SIZE_LIMIT). */
 #define WM_LIMIT ((int64_t)1 << 62)
 #define SIZE_LIMIT ((int64_t)1 << 40)
 
@@ -905,7 +905,7 @@ int nta_window_add(nta_window *w, const nta_record *r)
     int64_t ts = r->ts_ms;
     table *t = w->cur;
     if (t == NULL || ts < w->cur_lo || ts >= w->cur_hi) {
-        if (ts < w->emitted_upto || ts < -TS_LIMIT || ts > TS_LIMIT) {
+        if (nta_window_late(w->emitted_upto, ts)) {
             w->st.late++;
             return 1;
         }
@@ -1255,11 +1255,25 @@ static size_t emit_window(nta_window *w, int64_t k, nta_emit_fn fn, void *ctx)
             merge_ahead(w, UINT32_MAX, last->idx);
             n = emit_merged(w, last, start, end, fn, ctx);
         }
+        /* The merge table now holds window k whole. If k's first s panes
+         * are empty (the first windows of a stream, or records that span
+         * less than a window), window k + 1's panes below k's end are k's
+         * panes, merged already in the same order: the table is k + 1's
+         * merge ahead up to there, and a window that only grows at its end
+         * costs a merge of its new panes rather than of all of them. */
+        if (w->z > w->s && w->panes[0]->idx >= hi - w->z + w->s) {
+            w->ahead_k = k + 1;
+            w->ahead_pane = hi;
+            w->ahead_ent = 0;
+            w->ahead_more = 1;
+            goto done;
+        }
         cancel_ahead(w);
     }
     /* The panes window k + 1 shares with k are final from now on. */
     if (w->z > w->s)
         (void)start_ahead(w, k + 1);
+done:
     if (n > 0)
         w->st.windows++;
     w->st.results += n;

@@ -166,6 +166,15 @@ const nta_window_spec *nta_window_spec_of(const nta_window *w);
  * (or beyond +-2^61 ms of the epoch), -1 if memory ran out (dropped, not counted). */
 int nta_window_add(nta_window *w, const nta_record *r);
 
+/* Whether nta_window_add returns 1 (late) for a record of time ts, given
+ * the window's nta_window_emitted_upto: a caller that lets another thread
+ * add can tell without touching the window. */
+#define NTA_WINDOW_TS_LIMIT ((int64_t)1 << 61)
+static inline int nta_window_late(int64_t emitted_upto, int64_t ts_ms)
+{
+    return ts_ms < emitted_upto || ts_ms < -NTA_WINDOW_TS_LIMIT || ts_ms > NTA_WINDOW_TS_LIMIT;
+}
+
 /* Computes r's key and starts loading its place in the current pane, for
  * the nta_window_add(w, r) that must come next: a caller adding one record
  * to several windows prefetches for all of them first, so that their cache
