@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "lane.h"
 #include "output.h"
 #include "rules.h"
 
@@ -77,6 +78,18 @@ struct nta_pipeline {
     int emitting;
     int64_t emitting_end;
     int64_t now_ms; /* wall clock at the last tick or window close */
+
+    /* The windows a lane adds to (bit i: win[i]); NULL lane: none. For each,
+     * what the pipeline's thread needs to judge a record without touching
+     * the window: its emitted_upto as of the last drain, and the slide
+     * interval [lo, hi) of the last record with the end of the last window
+     * over it. */
+    nta_lane *lane;
+    uint32_t lane_mask;
+    int64_t lane_upto[NTA_MAX_WINDOWS];
+    struct {
+        int64_t lo, hi, end;
+    } lane_span[NTA_MAX_WINDOWS];
 };
 
 static void rules_alert(void *ctx, const char *topic, const char *key, size_t klen,
@@ -184,6 +197,68 @@ static void keep_scalars(nta_pipeline_conf *dst, const nta_pipeline_conf *src)
     dst->ninline_rules = 0;
 }
 
+/* A window's share of the work of adding a record, roughly in cache
+ * misses: its table, and each sketch aggregate's own memory. */
+static int add_cost(const nta_window_spec *sp)
+{
+    int c = 2;
+    for (int j = 0; j < sp->naggs; j++)
+        if (sp->aggs[j].kind == NTA_AGG_DISTINCT || sp->aggs[j].kind == NTA_AGG_TOPK ||
+            sp->aggs[j].kind == NTA_AGG_QUANTILE)
+            c += 2;
+    return c;
+}
+
+/* Gives the lane its share of the windows, costliest first, each to the side
+ * further below its target. The pipeline's thread keeps less than half:
+ * it also decodes, reads the input and keeps the offsets. */
+#define LANE_SHARE 0.6
+
+static void assign_lane(nta_pipeline *p)
+{
+    p->lane_mask = 0;
+    if (p->lane == NULL)
+        return;
+    int cost[NTA_MAX_WINDOWS], order[NTA_MAX_WINDOWS];
+    double total = 0;
+    for (int i = 0; i < p->nwin; i++) {
+        cost[i] = add_cost(&p->conf.windows[i]);
+        total += cost[i];
+        order[i] = i;
+        for (int j = i; j > 0 && cost[order[j]] > cost[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    }
+    double lane = 0, own = 0;
+    for (int k = 0; k < p->nwin; k++) {
+        int i = order[k];
+        if (lane / LANE_SHARE <= own / (1 - LANE_SHARE)) {
+            p->lane_mask |= 1u << i;
+            lane += cost[i];
+        } else {
+            own += cost[i];
+        }
+    }
+    /* A lane with all the windows, or none, saves nothing. */
+    if (own == 0 || lane == 0)
+        p->lane_mask = 0;
+    for (int i = 0; i < p->nwin; i++) {
+        p->lane_upto[i] = nta_window_emitted_upto(p->win[i]);
+        p->lane_span[i].lo = p->lane_span[i].hi = 0;
+    }
+    nta_lane_set_windows(p->lane, p->win, p->lane_mask);
+}
+
+/* Every record queued for the lane is in its windows: the pipeline's
+ * thread may touch them. */
+static void drain_lane(const nta_pipeline *p)
+{
+    if (p->lane != NULL)
+        nta_lane_drain(p->lane);
+}
+
 nta_pipeline *nta_pipeline_create(const nta_pipeline_conf *conf, nta_script *script,
                                   nta_sink sink, char *err, size_t errlen)
 {
@@ -233,6 +308,12 @@ nta_pipeline *nta_pipeline_create(const nta_pipeline_conf *conf, nta_script *scr
     nta_rules_install(p->rules, rs, conf->inline_rules, conf->ninline_rules, p->conf.windows,
                       p->conf.nwindows);
     p->generation = 1;
+    /* NTA_LANE=off: every window on the pipeline's thread (benchmarks
+     * compare the two). Without a lane thread the pipeline works alone. */
+    const char *lane = getenv("NTA_LANE");
+    if (p->nwin >= 2 && !(lane && strcmp(lane, "off") == 0))
+        p->lane = nta_lane_create();
+    assign_lane(p);
     return p;
 fail:
     nta_pipeline_destroy(p);
@@ -243,6 +324,7 @@ void nta_pipeline_destroy(nta_pipeline *p)
 {
     if (p == NULL)
         return;
+    nta_lane_destroy(p->lane);
     for (int i = 0; i < p->nwin; i++)
         nta_window_destroy(p->win[i]);
     nta_offsets_destroy(p->offsets);
@@ -296,17 +378,45 @@ static int64_t aggregate(nta_pipeline *p, const nta_record *r)
     size_t nlate = 0;
     p->late_windows[0] = '\0';
     unsigned char take[NTA_MAX_WINDOWS];
+    uint32_t lane_take = 0;
     for (int i = 0; i < p->nwin; i++) {
         take[i] = !p->conf.windows[i].nwhere || matches(&p->conf.windows[i], r);
-        if (take[i])
+        if (!take[i])
+            continue;
+        if (p->lane_mask & (1u << i))
+            lane_take |= 1u << i;
+        else
             nta_window_prefetch(p->win[i], r);
     }
+    if (lane_take)
+        nta_lane_push(p->lane, r, p->input_part, lane_take);
     for (int i = 0; i < p->nwin; i++) {
         if (!take[i])
             continue;
-        int rc = nta_window_add(p->win[i], r);
+        int rc;
+        int64_t e = 0;
+        if (lane_take & (1u << i)) {
+            /* What the lane's add will do, from what only a drained close
+             * changes. A lane's add that runs out of memory is counted at
+             * the next drain; its record still counts as taken here, which
+             * at worst keeps its offset uncommitted a little longer. */
+            rc = nta_window_late(p->lane_upto[i], r->ts_ms);
+            if (rc == 0) {
+                if (r->ts_ms < p->lane_span[i].lo || r->ts_ms >= p->lane_span[i].hi) {
+                    const nta_window_spec *sp = &p->conf.windows[i];
+                    int64_t lo = nta_window_last_end(sp, r->ts_ms) - sp->size_ms;
+                    p->lane_span[i].lo = lo;
+                    p->lane_span[i].hi = lo + sp->slide_ms;
+                    p->lane_span[i].end = lo + sp->size_ms;
+                }
+                e = p->lane_span[i].end;
+            }
+        } else {
+            rc = nta_window_add(p->win[i], r);
+            if (rc == 0)
+                e = nta_window_added_last_end(p->win[i]);
+        }
         if (rc == 0) {
-            int64_t e = nta_window_added_last_end(p->win[i]);
             if (e > done)
                 done = e;
         } else if (rc < 0) {
@@ -421,8 +531,10 @@ void nta_pipeline_feed_decoded(nta_pipeline *p, int32_t partition, int64_t offse
     int64_t done = INT64_MIN;
     if (partition != p->input_part) {
         p->input_part = partition;
+        /* The lane tells its windows itself, in queue order. */
         for (int i = 0; i < p->nwin; i++)
-            nta_window_set_input(p->win[i], partition);
+            if (!(p->lane_mask & (1u << i)))
+                nta_window_set_input(p->win[i], partition);
     }
     if (partition >= 0 && partition < p->nparts && p->parts[partition].assigned) {
         part_time *pt = &p->parts[partition];
@@ -553,13 +665,29 @@ static void close_done(nta_pipeline *p, int i, uint64_t results_before)
                strlen(p->conf.windows[i].name));
 }
 
-static void advance(nta_pipeline *p, int64_t wm)
+/* Drains the lane before a close: the windows to emit must hold every
+ * record before the one that moved the watermark. */
+static void drain_for_close(nta_pipeline *p)
 {
-    if (wm <= p->st.watermark_ms)
+    if (p->lane == NULL)
         return;
-    p->st.watermark_ms = wm;
+    nta_lane_drain(p->lane);
+    p->st.dropped_nomem += nta_lane_take_nomem(p->lane);
+}
+
+/* After a close, what the pipeline's thread reads of the lane's windows. */
+static void lane_closed(nta_pipeline *p)
+{
+    for (int i = 0; i < p->nwin; i++)
+        p->lane_upto[i] = nta_window_emitted_upto(p->win[i]);
+}
+
+/* Emits every window that ends by wm, and finds the next watermark at
+ * which one closes. */
+static void close_windows(nta_pipeline *p, int64_t wm)
+{
+    drain_for_close(p);
     p->next_close = INT64_MAX;
-    p->now_ms = nta_wall_ms();
     for (int i = 0; i < p->nwin; i++) {
         p->emitting = i;
         p->emitting_end = INT64_MIN;
@@ -576,6 +704,20 @@ static void advance(nta_pipeline *p, int64_t wm)
             p->next_close = next;
     }
     p->emitting = -1;
+    lane_closed(p);
+}
+
+static void advance(nta_pipeline *p, int64_t wm)
+{
+    if (wm <= p->st.watermark_ms)
+        return;
+    p->st.watermark_ms = wm;
+    p->now_ms = nta_wall_ms();
+    /* No window ends before next_close, so none has anything to emit: the
+     * windows (and the lane) are left alone. Ticks move the watermark far
+     * more often than windows close. */
+    if (wm >= p->next_close)
+        close_windows(p, wm);
     nta_rules_on_watermark(p->rules, wm, p->now_ms);
     nta_offsets_release(p->offsets, wm);
 }
@@ -631,6 +773,7 @@ void nta_pipeline_set_resume_watermark(nta_pipeline *p, int32_t partition, int64
 
 void nta_pipeline_reset(nta_pipeline *p)
 {
+    drain_for_close(p);
     for (int i = 0; i < p->nwin; i++) {
         nta_window *w = nta_window_create(&p->conf.windows[i]);
         if (w == NULL)
@@ -651,10 +794,12 @@ void nta_pipeline_reset(nta_pipeline *p)
     p->input_part = -1;
     p->nresume_part = 0;
     p->resume_wm = INT64_MIN;
+    assign_lane(p);
 }
 
 void nta_pipeline_flush(nta_pipeline *p)
 {
+    drain_for_close(p);
     p->now_ms = nta_wall_ms();
     for (int i = 0; i < p->nwin; i++) {
         p->emitting = i;
@@ -664,13 +809,18 @@ void nta_pipeline_flush(nta_pipeline *p)
         close_done(p, i, before);
     }
     p->emitting = -1;
+    lane_closed(p);
     nta_offsets_release(p->offsets, INT64_MAX);
 }
 
 const nta_pipeline_stats *nta_pipeline_get_stats(const nta_pipeline *p) { return &p->st; }
 nta_offsets *nta_pipeline_offsets(nta_pipeline *p) { return p->offsets; }
 int nta_pipeline_windows(const nta_pipeline *p) { return p->nwin; }
-const nta_window *nta_pipeline_window(const nta_pipeline *p, int i) { return p->win[i]; }
+const nta_window *nta_pipeline_window(const nta_pipeline *p, int i)
+{
+    drain_lane(p);
+    return p->win[i];
+}
 
 void nta_pipeline_set_origin(nta_pipeline *p, const char *path, int argc, char *const *argv,
                              char *const *extra_rules, int nextra_rules)
@@ -794,6 +944,7 @@ int nta_pipeline_reload(nta_pipeline *p, const char **result_json, size_t *resul
         return -1;
     }
 
+    drain_for_close(p);
     char restarted[NTA_MAX_WINDOWS][NTA_WINDOW_NAME_MAX], added[NTA_MAX_WINDOWS][NTA_WINDOW_NAME_MAX],
         removed[NTA_MAX_WINDOWS][NTA_WINDOW_NAME_MAX];
     int nrestarted = 0, nadded = 0, nremoved = 0;
@@ -844,6 +995,7 @@ int nta_pipeline_reload(nta_pipeline *p, const char **result_json, size_t *resul
     p->next_close = INT64_MIN;
     nta_rules_install(p->rules, rs, conf.inline_rules, conf.ninline_rules, p->conf.windows,
                       p->conf.nwindows);
+    assign_lane(p);
     nta_script_destroy(p->owned_script);
     p->owned_script = p->script = s;
     nta_pipeline_conf_free(&conf);
