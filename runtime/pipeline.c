@@ -220,10 +220,8 @@ static void assign_lane(nta_pipeline *p)
     if (p->lane == NULL)
         return;
     int cost[NTA_MAX_WINDOWS], order[NTA_MAX_WINDOWS];
-    double total = 0;
     for (int i = 0; i < p->nwin; i++) {
         cost[i] = add_cost(&p->conf.windows[i]);
-        total += cost[i];
         order[i] = i;
         for (int j = i; j > 0 && cost[order[j]] > cost[order[j - 1]]; j--) {
             int t = order[j];
