@@ -321,6 +321,8 @@ typedef struct kafka_run {
     int closing;      /* consumer closing: revocation commits nothing */
     uint64_t commits, aborts, rewinds;
     int64_t last_commit_us, last_err_us;
+    uint64_t fetch_wakes; /* wake_idle_fetcher */
+    int64_t last_wake_us;
     nta_status_line *sl;
     nta_http *http;
     char note[256];
@@ -370,6 +372,48 @@ static int64_t total_lag(kafka_run *r)
         lag += hi > pos ? hi - pos : 0;
     }
     return lag;
+}
+
+/* librdkafka 2.0.2 stops fetching once the consumer queue holds
+ * queued.min.messages and looks again only on its broker thread's
+ * one-second idle tick (bench/README.md, analysis 1): a pipeline that
+ * drains the queue within that second then waits out the rest of it.
+ * Newer releases wake the fetcher (fetch.queue.backoff.ms). Here a batch
+ * that came back short (the queue stayed empty until the consume call's
+ * deadline) while a partition is known to be behind its end means the
+ * fetcher is idle: a seek of such partitions to the next offset to read
+ * is an operation on the broker thread that wakes it, and it fetches from
+ * there at once. Nothing is lost or read twice: the queue held nothing of
+ * them, and the seek resumes at the next unread offset. At most every
+ * 250 ms (a seek also restarts a fetch in flight), and not while the
+ * brokers are away (the fetcher is then not idle but cut off). */
+#define WAKE_EVERY_US 250000
+
+static void wake_idle_fetcher(kafka_run *r, ssize_t n, int64_t now_us)
+{
+    if (n >= NTA_PREDECODE_MAX || r->broker_down || now_us - r->last_wake_us < WAKE_EVERY_US)
+        return;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    for (int32_t i = 0; i < r->nparts; i++) {
+        const part_state *ps = &r->parts[i];
+        int64_t lo, hi;
+        if (!ps->assigned || ps->eof || ps->next < 0 ||
+            rd_kafka_get_watermark_offsets(r->rk, r->conf->input_topic, i, &lo, &hi) != 0 ||
+            hi <= ps->next)
+            continue;
+        if (l == NULL)
+            l = rd_kafka_topic_partition_list_new(r->nparts);
+        rd_kafka_topic_partition_list_add(l, r->conf->input_topic, i)->offset = ps->next;
+    }
+    if (l == NULL)
+        return;
+    /* Timeout 0: started, not waited for (nor reported). */
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(r->rk, l, 0);
+    if (e)
+        rd_kafka_error_destroy(e);
+    rd_kafka_topic_partition_list_destroy(l);
+    r->fetch_wakes++;
+    r->last_wake_us = now_us;
 }
 
 static int all_at_end(const kafka_run *r)
@@ -977,6 +1021,7 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
         if (!r.broker_down)
             nta_pipeline_tick(r.p, t / 1000);
         maybe_reload(r.p);
+        wake_idle_fetcher(&r, n, t);
         nta_producer_poll(r.prod, 0);
         if (t - r.last_commit_us >= (int64_t)o->commit_interval_ms * 1000) {
             if (r.exactly_once) {
@@ -1018,6 +1063,9 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
         fprintf(stderr, "nta:   transactions: %llu committed, %llu aborted, %llu rewinds\n",
                 (unsigned long long)r.commits, (unsigned long long)r.aborts,
                 (unsigned long long)r.rewinds);
+    if (r.fetch_wakes)
+        fprintf(stderr, "nta:   idle fetcher woken %llu times (wake_idle_fetcher in run.c)\n",
+                (unsigned long long)r.fetch_wakes);
     nta_predecode_destroy(pd);
     rd_kafka_queue_destroy(q);
     r.closing = 1; /* closing the consumer revokes: committed just above */
