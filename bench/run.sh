@@ -111,7 +111,7 @@ FAILED=0
 # properties given with -X are ignored by the producer (nta-run passes -X to
 # both clients).
 note() {
-    grep -v -E '^nta: ([0-9]+ records in|  window |  rule |  transactions: [0-9]+ committed, 0 aborted|generated )|is a consumer property and will be ignored by this producer' \
+    grep -v -E '^nta: ([0-9]+ records in|  window |  rule |  transactions: [0-9]+ committed, 0 aborted|  idle fetcher woken |generated )|is a consumer property and will be ignored by this producer' \
         "$1" | sed "s|^|$2: |" >>"$NOTES" || true
 }
 
