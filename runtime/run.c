@@ -293,6 +293,7 @@ typedef struct part_state {
     int64_t committed_wm; /* the watermark committed with it; INT64_MIN none */
     int64_t first;        /* first offset read since the assignment or rewind; -1 none */
     int64_t start;        /* where the assignment started reading (may be logical) */
+    int64_t woken_at;     /* next when wake_idle_fetcher last sought it; -1 none */
     int seen;             /* assigned before in this process (--from applies once) */
 } part_state;
 
@@ -336,7 +337,7 @@ static part_state *part(kafka_run *r, int32_t p)
             abort();
         for (int i = r->nparts; i <= p; i++)
             np[i] = (part_state){.next = -1, .committed = -1, .committed_wm = INT64_MIN,
-                                 .first = -1};
+                                 .first = -1, .woken_at = -1};
         r->parts = np;
         r->nparts = p + 1;
     }
@@ -385,8 +386,12 @@ static int64_t total_lag(kafka_run *r)
  * is an operation on the broker thread that wakes it, and it fetches from
  * there at once. Nothing is lost or read twice: the queue held nothing of
  * them, and the seek resumes at the next unread offset. At most every
- * 250 ms (a seek also restarts a fetch in flight), and not while the
- * brokers are away (the fetcher is then not idle but cut off). */
+ * 250 ms (a seek also restarts a fetch in flight), not while the brokers
+ * are away (the fetcher is then not idle but cut off), and once per
+ * position of a partition: the high watermark can stay past the last
+ * record for good (a transaction's commit marker, or records of an open or
+ * aborted transaction that read_committed skips), and seeking again and
+ * again would cancel the very fetch that reports the partition's end. */
 #define WAKE_EVERY_US 250000
 
 static void wake_idle_fetcher(kafka_run *r, ssize_t n, int64_t now_us)
@@ -397,13 +402,14 @@ static void wake_idle_fetcher(kafka_run *r, ssize_t n, int64_t now_us)
     for (int32_t i = 0; i < r->nparts; i++) {
         const part_state *ps = &r->parts[i];
         int64_t lo, hi;
-        if (!ps->assigned || ps->eof || ps->next < 0 ||
+        if (!ps->assigned || ps->eof || ps->next < 0 || ps->next == ps->woken_at ||
             rd_kafka_get_watermark_offsets(r->rk, r->conf->input_topic, i, &lo, &hi) != 0 ||
             hi <= ps->next)
             continue;
         if (l == NULL)
             l = rd_kafka_topic_partition_list_new(r->nparts);
         rd_kafka_topic_partition_list_add(l, r->conf->input_topic, i)->offset = ps->next;
+        r->parts[i].woken_at = ps->next;
     }
     if (l == NULL)
         return;
@@ -796,7 +802,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                                           : RD_KAFKA_OFFSET_BEGINNING;
             ps->seen = ps->assigned = 1;
             ps->eof = 0;
-            ps->first = ps->next = -1;
+            ps->first = ps->next = ps->woken_at = -1;
             nta_pipeline_partition(r->p, tp->partition, 1);
         }
         if (r->o->verbose)

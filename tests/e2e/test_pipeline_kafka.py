@@ -56,6 +56,32 @@ class PipelineKafkaTest(unittest.TestCase):
         self.check_equal(nta_batch.compute(records, h.STANDARD_SPECS), h.results(t["out"]))
         self.assertEqual(h.consume_all(t["dlq"]), [])
 
+    def test_transactional_input_reaches_its_end(self):
+        """Input written in transactions ends each partition with a commit
+        marker, so the high watermark stays one past the last record: the
+        run must still see every partition's end and finish (--until-end),
+        with every record aggregated."""
+        from confluent_kafka import Producer
+
+        t = self.topics()
+        lines = h.run_nta(["--fast", h.GEN, "rate=2000", "count=20000",
+                           "start=%d" % START]).stdout.splitlines()
+        p = Producer({"bootstrap.servers": h.brokers(), "transactional.id": h.unique("txn"),
+                      "linger.ms": 5})
+        p.init_transactions(30)
+        for part in range(3):
+            p.begin_transaction()
+            for line in lines[part::3]:
+                p.produce(t["in"], value=line, partition=part)
+                p.poll(0)
+            p.commit_transaction(60)
+        started = time.monotonic()
+        proc = self.run_pipeline(t, h.STANDARD_SPECS)
+        self.assertLess(time.monotonic() - started, 60)
+        self.assertIn("nta: 20000 records in, 20000 aggregated", proc.stderr)
+        records = [h.record_from_json(l) for l in lines]
+        self.check_equal(nta_batch.compute(records, h.STANDARD_SPECS), h.results(t["out"]))
+
     def test_csv_records_take_the_message_time(self):
         t = self.topics()
         h.generate(t["in"], "rate=1000", "count=20000", "start=%d" % START, "format=csv")
