@@ -1260,7 +1260,11 @@ static size_t emit_window(nta_window *w, int64_t k, nta_emit_fn fn, void *ctx)
          * less than a window), window k + 1's panes below k's end are k's
          * panes, merged already in the same order: the table is k + 1's
          * merge ahead up to there, and a window that only grows at its end
-         * costs a merge of its new panes rather than of all of them. */
+         * costs a merge of its new panes rather than of all of them. (Only
+         * after an allocation failed can "(other)" differ: emit_merged adds
+         * a key it could not place before the pane's own "(other)", a merge
+         * from scratch after it, and top-k and quantile sketches depend on
+         * that order.) */
         if (w->z > w->s && w->panes[0]->idx >= hi - w->z + w->s) {
             w->ahead_k = k + 1;
             w->ahead_pane = hi;

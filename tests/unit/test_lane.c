@@ -156,6 +156,13 @@ static void test_lane_matches_one_thread(void **state)
             }
         }
         nta_lane_drain(l);
+        /* Drained means every queued record is in: before any close. */
+        for (int i = 0; i < NWIN; i++) {
+            nta_window_stats a, b;
+            nta_window_get_stats(ref[i], &a);
+            nta_window_get_stats(win[i], &b);
+            assert_int_equal(a.added + a.late, b.added + b.late);
+        }
         wm = now - 2000;
         for (int i = 0; i < NWIN; i++) {
             nta_window_advance(ref[i], wm, collect, &want);

@@ -7,6 +7,8 @@
  * handed back to be decoded in order. Items handed over for release are
  * released once each, never before the caller is done with them, and all
  * of them before the batch ends. */
+#define _DEFAULT_SOURCE /* usleep */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -141,12 +144,20 @@ static void test_batch_never_read(void **state)
 static _Atomic size_t done_upto;
 static _Atomic int release_early;
 static _Atomic int release_count[NTA_PREDECODE_MAX];
+static pthread_t caller;
+static _Atomic size_t helper_releases;
 
 static void count_release(void *item)
 {
     size_t i = (size_t)((_Atomic int *)item - release_count);
     if (i >= atomic_load(&done_upto))
         atomic_store(&release_early, 1);
+    if (!pthread_equal(pthread_self(), caller)) {
+        /* The helper's: now and then slow, so that a batch's end finds a
+         * chunk still in its hands and must wait for it. */
+        if (atomic_fetch_add(&helper_releases, 1) % 61 == 0)
+            usleep(200);
+    }
     atomic_fetch_add((_Atomic int *)item, 1);
 }
 
@@ -165,6 +176,7 @@ static void test_release(void **state)
         items[i] = &release_count[i];
     static const size_t sizes[] = {1, 63, 64, 65, 300, 1000, NTA_PREDECODE_MAX};
     unsigned seq = 0;
+    caller = pthread_self();
     for (int round = 0; round < 30; round++) {
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
             size_t n = sizes[s];
@@ -184,6 +196,14 @@ static void test_release(void **state)
                     atomic_store(&done_upto, i + 1);
                     nta_predecode_done_with(pd, i + 1);
                 }
+            }
+            /* Once per round, give the helper time to release what the
+             * caller is done with: it must do so before the batch ends. */
+            if (n == NTA_PREDECODE_MAX) {
+                size_t before = atomic_load(&helper_releases);
+                for (int w = 0; w < 5000 && atomic_load(&helper_releases) == before; w++)
+                    usleep(1000);
+                assert_true(atomic_load(&helper_releases) > before);
             }
             atomic_store(&done_upto, n);
             nta_predecode_end(pd);
