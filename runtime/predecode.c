@@ -35,6 +35,7 @@
 #define RCUR_LIMIT(c) ((size_t)(((c) >> 8) & 0xff))
 #define RCUR_NEXT(c) ((size_t)((c) & 0xff))
 #define RCUR_ONE_LIMIT ((uint64_t)1 << 8)
+_Static_assert(NCHUNKS <= 255, "a batch's chunk count must fit the release cursor's bytes");
 
 /* The helper sleeps until this many more chunks are done with: waking it
  * for every chunk would cost the pipeline's thread a futex call per 64
