@@ -637,10 +637,9 @@ static void seek_parts(kafka_run *r, rd_kafka_topic_partition_list_t *l, const c
 /* Drops the messages of a batch read across a rebalance and seeks each
  * assigned partition they came from back to where its assignment started.
  * Partitions with no message in the batch need no seek (the assignment
- * starts them there), and are not sought: librdkafka 2.0.2 can fail to
- * finish a seek issued right after an assignment ("Timed out waiting for
- * N remaining partition seek(s)"), and a new member's first batch is most
- * often empty. */
+ * starts them there), and are not sought: a seek right after an assignment
+ * is the one most likely to run into librdkafka 2.0.2's short time-out
+ * (seek_parts), and a new member's first batch is most often empty. */
 static void restart_assignment(kafka_run *r, rd_kafka_message_t **msgs, ssize_t n)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->nparts + 1);
