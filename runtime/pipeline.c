@@ -197,6 +197,13 @@ static void keep_scalars(nta_pipeline_conf *dst, const nta_pipeline_conf *src)
     dst->ninline_rules = 0;
 }
 
+/* After a close, what the pipeline's thread reads of the lane's windows. */
+static void lane_closed(nta_pipeline *p)
+{
+    for (int i = 0; i < p->nwin; i++)
+        p->lane_upto[i] = nta_window_emitted_upto(p->win[i]);
+}
+
 /* A window's share of the work of adding a record, roughly in cache
  * misses: its table, and each sketch aggregate's own memory. */
 static int add_cost(const nta_window_spec *sp)
@@ -242,10 +249,9 @@ static void assign_lane(nta_pipeline *p)
     /* A lane with all the windows, or none, saves nothing. */
     if (own == 0 || lane == 0)
         p->lane_mask = 0;
-    for (int i = 0; i < p->nwin; i++) {
-        p->lane_upto[i] = nta_window_emitted_upto(p->win[i]);
+    lane_closed(p);
+    for (int i = 0; i < p->nwin; i++)
         p->lane_span[i].lo = p->lane_span[i].hi = 0;
-    }
     nta_lane_set_windows(p->lane, p->win, p->lane_mask);
 }
 
@@ -671,13 +677,6 @@ static void drain_for_close(nta_pipeline *p)
         return;
     nta_lane_drain(p->lane);
     p->st.dropped_nomem += nta_lane_take_nomem(p->lane);
-}
-
-/* After a close, what the pipeline's thread reads of the lane's windows. */
-static void lane_closed(nta_pipeline *p)
-{
-    for (int i = 0; i < p->nwin; i++)
-        p->lane_upto[i] = nta_window_emitted_upto(p->win[i]);
 }
 
 /* Emits every window that ends by wm, and finds the next watermark at

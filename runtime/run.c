@@ -400,7 +400,7 @@ static void wake_idle_fetcher(kafka_run *r, ssize_t n, int64_t now_us)
         return;
     rd_kafka_topic_partition_list_t *l = NULL;
     for (int32_t i = 0; i < r->nparts; i++) {
-        const part_state *ps = &r->parts[i];
+        part_state *ps = &r->parts[i];
         int64_t lo, hi;
         if (!ps->assigned || ps->eof || ps->next < 0 || ps->next == ps->woken_at ||
             rd_kafka_get_watermark_offsets(r->rk, r->conf->input_topic, i, &lo, &hi) != 0 ||
@@ -409,7 +409,7 @@ static void wake_idle_fetcher(kafka_run *r, ssize_t n, int64_t now_us)
         if (l == NULL)
             l = rd_kafka_topic_partition_list_new(r->nparts);
         rd_kafka_topic_partition_list_add(l, r->conf->input_topic, i)->offset = ps->next;
-        r->parts[i].woken_at = ps->next;
+        ps->woken_at = ps->next;
     }
     if (l == NULL)
         return;
