@@ -62,15 +62,23 @@ void nta_buf_printf(nta_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-void nta_buf_u64(nta_buf *b, uint64_t v)
+size_t nta_u64_digits(char *dst, uint64_t v)
 {
-    char tmp[24];
-    size_t i = sizeof tmp;
+    char tmp[20];
+    size_t n = 0;
     do {
-        tmp[--i] = (char)('0' + v % 10);
+        tmp[n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    nta_buf_put(b, tmp + i, sizeof tmp - i);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = tmp[n - 1 - i];
+    return n;
+}
+
+void nta_buf_u64(nta_buf *b, uint64_t v)
+{
+    char tmp[20];
+    nta_buf_put(b, tmp, nta_u64_digits(tmp, v));
 }
 
 void nta_buf_i64(nta_buf *b, int64_t v)

@@ -364,20 +364,6 @@ static void wake(nta_hub *h)
     h->unwoken = h->unwoken_full = 0;
 }
 
-/* Writes v in decimal at dst (room for 20 digits); returns their number. */
-static size_t put_u64(char *dst, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        dst[i] = tmp[n - 1 - i];
-    return n;
-}
-
 static void ring_evict_one(nta_hub *h)
 {
     frame *f = h->ring[h->head];
@@ -427,7 +413,7 @@ static void ring_push(nta_hub *h, frame *f)
     const char *kind = nta_frame_kind_name(f->kind);
     size_t kl = strlen(kind);
     memcpy(head, "id: ", 4);
-    size_t hl = 4 + put_u64(head + 4, h->first_seq + h->n);
+    size_t hl = 4 + nta_u64_digits(head + 4, h->first_seq + h->n);
     memcpy(head + hl, "\nevent: ", 8);
     memcpy(head + hl + 8, kind, kl);
     hl += 8 + kl;

@@ -146,6 +146,8 @@ struct nta_producer {
     int transactional;
     int txn_failed;     /* a send or delivery of the open transaction failed */
     int offsets_sent;   /* the open transaction holds its offsets; committing */
+    rd_kafka_topic_t *held[NTA_PRODUCER_HELD_MAX]; /* nta_producer_prepare */
+    int nheld;
 };
 
 static epoch *find_epoch(nta_producer *p, uint64_t id)
@@ -319,6 +321,8 @@ long nta_producer_destroy(nta_producer *p, int timeout_ms)
     if (p == NULL)
         return 0;
     rd_kafka_flush(p->rk, timeout_ms);
+    for (int i = 0; i < p->nheld; i++)
+        rd_kafka_topic_destroy(p->held[i]);
     long left = rd_kafka_outq_len(p->rk);
     for (retry *r = p->retries, *n; r; r = n) {
         n = r->next;
@@ -329,6 +333,18 @@ long nta_producer_destroy(nta_producer *p, int timeout_ms)
     free(p->epochs);
     free(p);
     return left;
+}
+
+void nta_producer_prepare(nta_producer *p, const char *topic)
+{
+    if (topic[0] == '\0' || p->nheld == NTA_PRODUCER_HELD_MAX)
+        return;
+    for (int i = 0; i < p->nheld; i++)
+        if (strcmp(rd_kafka_topic_name(p->held[i]), topic) == 0)
+            return;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(p->rk, topic, NULL);
+    if (t)
+        p->held[p->nheld++] = t;
 }
 
 /* Queues one message; on a full queue serves callbacks and tries again.

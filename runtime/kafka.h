@@ -69,6 +69,16 @@ nta_producer *nta_producer_create(const nta_kafka_opts *o, const char *transacti
  * never committed). */
 long nta_producer_destroy(nta_producer *p, int timeout_ms);
 
+/* Makes librdkafka look up topic's partitions and their leaders now, not
+ * at its first message: a message to a topic librdkafka does not know yet
+ * waits for the metadata, which librdkafka 2.0.2 may fetch only on its
+ * one-second topic scan. A pipeline whose results all come at the end of
+ * its input (a backtest with --until-end) waited up to that second before
+ * it could commit (bench/README.md, analysis 7). Holds at most
+ * NTA_PRODUCER_HELD_MAX topics until nta_producer_destroy; "" is ignored. */
+#define NTA_PRODUCER_HELD_MAX 8
+void nta_producer_prepare(nta_producer *p, const char *topic);
+
 /* Copies and queues one message in the current epoch. When librdkafka's
  * queue is full it serves delivery reports and waits: a stalled broker slows
  * the pipeline down rather than dropping results. hdr_name may be NULL.

@@ -1,9 +1,10 @@
 #include "record.h"
 
 #include <arpa/inet.h>
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "buf.h"
 
 static const char *const field_names[NTA_F__COUNT] = {
     [NTA_F_NONE] = "",
@@ -48,15 +49,23 @@ uint64_t nta_record_u64(const nta_record *r, nta_field f)
     }
 }
 
+/* v in decimal at p, NUL-terminated; returns the length. Every result's
+ * key is written through here, and snprintf took 18% of the window side
+ * of a close (bench/README.md, analysis 7). */
+static size_t put_dec(char *p, uint64_t v)
+{
+    size_t n = nta_u64_digits(p, v);
+    p[n] = '\0';
+    return n;
+}
+
 size_t nta_record_field_text(const nta_record *r, nta_field f, char *buf)
 {
     switch (f) {
     case NTA_F_SRC_IP: return nta_addr_format(&r->src, buf);
     case NTA_F_DST_IP: return nta_addr_format(&r->dst, buf);
     case NTA_F_NONE: buf[0] = '\0'; return 0;
-    default:
-        return (size_t)snprintf(buf, NTA_FIELD_TEXT_MAX, "%llu",
-                                (unsigned long long)nta_record_u64(r, f));
+    default: return put_dec(buf, nta_record_u64(r, f));
     }
 }
 
@@ -160,9 +169,15 @@ int nta_prefix_parse(nta_prefix *p, const char *s, size_t len)
 
 size_t nta_addr_format(const nta_addr *a, char *buf)
 {
-    if (nta_addr_is_v4(a))
-        return (size_t)snprintf(buf, NTA_FIELD_TEXT_MAX, "%u.%u.%u.%u", a->b[12], a->b[13],
-                                a->b[14], a->b[15]);
+    if (nta_addr_is_v4(a)) {
+        size_t n = 0;
+        for (int i = 12; i < 16; i++) {
+            n += put_dec(buf + n, a->b[i]);
+            buf[n++] = '.';
+        }
+        buf[--n] = '\0';
+        return n;
+    }
     if (inet_ntop(AF_INET6, a->b, buf, NTA_FIELD_TEXT_MAX) == NULL) {
         buf[0] = '\0';
         return 0;

@@ -293,7 +293,7 @@ typedef struct part_state {
     int64_t committed_wm; /* the watermark committed with it; INT64_MIN none */
     int64_t first;        /* first offset read since the assignment or rewind; -1 none */
     int64_t start;        /* where the assignment started reading (may be logical) */
-    int64_t woken_at;     /* next when wake_idle_fetcher last sought it; -1 none */
+    int64_t woken_at;     /* next when wake_fetcher last sought it; -1 none */
     int seen;             /* assigned before in this process (--from applies once) */
 } part_state;
 
@@ -306,6 +306,7 @@ typedef struct kafka_run {
     const nta_pipeline_conf *conf;
     const nta_run_opts *o;
     rd_kafka_t *rk;
+    rd_kafka_topic_t *input_rkt; /* consumer_create says why */
     nta_producer *prod;
     nta_pipeline *p;
     int exactly_once;
@@ -314,7 +315,7 @@ typedef struct kafka_run {
     /* At-least-once: offset snapshots waiting for their epoch's delivery. */
     pending_commit *pending;
     size_t npending, cappending;
-    int dirty;        /* records read or results produced since the last commit */
+    int dirty;        /* results or alerts produced since the last commit */
     int broker_down;  /* the consumer lost its brokers and has not read since */
     int rebalanced;   /* the assignment changed during the last consume call */
     int fatal;        /* the transactional producer can not go on */
@@ -322,8 +323,10 @@ typedef struct kafka_run {
     int closing;      /* consumer closing: revocation commits nothing */
     uint64_t commits, aborts, rewinds;
     int64_t last_commit_us, last_err_us;
-    uint64_t fetch_wakes; /* wake_idle_fetcher */
+    uint64_t fetch_wakes; /* wake_fetcher */
     int64_t last_wake_us;
+    size_t queue_full_at; /* half of queued.min.messages */
+    int queue_was_full;   /* the queue reached queue_full_at since the last wake */
     nta_status_line *sl;
     nta_http *http;
     char note[256];
@@ -379,24 +382,35 @@ static int64_t total_lag(kafka_run *r)
  * queued.min.messages and looks again only on its broker thread's
  * one-second idle tick (bench/README.md, analysis 1): a pipeline that
  * drains the queue within that second then waits out the rest of it.
- * Newer releases wake the fetcher (fetch.queue.backoff.ms). Here a batch
- * that came back short (the queue stayed empty until the consume call's
- * deadline) while a partition is known to be behind its end means the
- * fetcher is idle: a seek of such partitions to the next offset to read
- * is an operation on the broker thread that wakes it, and it fetches from
- * there at once. Nothing is lost or read twice: the queue held nothing of
- * them, and the seek resumes at the next unread offset. At most every
- * 250 ms (a seek also restarts a fetch in flight), not while the brokers
- * are away (the fetcher is then not idle but cut off), and once per
- * position of a partition: the high watermark can stay past the last
+ * Newer releases wake the fetcher (fetch.queue.backoff.ms). Here the
+ * fetcher counts as idle when the queue, filled to half that limit since
+ * the last wake, is down to less than a batch, or when a batch came back
+ * short (the queue stayed empty until the consume call's deadline). A seek
+ * of a partition to the next offset to read is an operation on the broker
+ * thread that wakes it, and it fetches from there at once. Nothing is lost
+ * or read twice: the seek resumes at the next unread offset, and the few
+ * queued messages of the partition it drops are fetched again.
+ *
+ * Which partitions: those known to be behind their end (their high
+ * watermark as the last fetch saw it). But once the queue holds all that
+ * the partitions have left, a seek would only drop it; what the idle
+ * fetcher still owes then is the end-of-partition event of each partition
+ * read to its end, which comes from a fetch at the end, sent only after
+ * the fetcher wakes: those partitions are sought instead, and the event
+ * comes with the broker's answer (fetch.wait.max.ms) rather than a tick
+ * later (bench/README.md, analysis 7).
+ *
+ * At most every 250 ms (a seek also restarts a fetch in flight), not while
+ * the brokers are away (the fetcher is then not idle but cut off), and once
+ * per position of a partition: the high watermark can stay past the last
  * record for good (a transaction's commit marker, or records of an open or
  * aborted transaction that read_committed skips), and seeking again and
  * again would cancel the very fetch that reports the partition's end. */
 #define WAKE_EVERY_US 250000
 
-static void wake_idle_fetcher(kafka_run *r, ssize_t n, int64_t now_us)
+static void wake_fetcher(kafka_run *r, int64_t now_us, int at_end)
 {
-    if (n >= NTA_PREDECODE_MAX || r->broker_down || now_us - r->last_wake_us < WAKE_EVERY_US)
+    if (r->broker_down || now_us - r->last_wake_us < WAKE_EVERY_US)
         return;
     rd_kafka_topic_partition_list_t *l = NULL;
     for (int32_t i = 0; i < r->nparts; i++) {
@@ -404,7 +418,7 @@ static void wake_idle_fetcher(kafka_run *r, ssize_t n, int64_t now_us)
         int64_t lo, hi;
         if (!ps->assigned || ps->eof || ps->next < 0 || ps->next == ps->woken_at ||
             rd_kafka_get_watermark_offsets(r->rk, r->conf->input_topic, i, &lo, &hi) != 0 ||
-            hi <= ps->next)
+            hi < 0 || (at_end ? hi > ps->next : hi <= ps->next))
             continue;
         if (l == NULL)
             l = rd_kafka_topic_partition_list_new(r->nparts);
@@ -420,6 +434,20 @@ static void wake_idle_fetcher(kafka_run *r, ssize_t n, int64_t now_us)
     rd_kafka_topic_partition_list_destroy(l);
     r->fetch_wakes++;
     r->last_wake_us = now_us;
+    r->queue_was_full = 0;
+}
+
+/* Before a consume call: wakes the fetcher (above) once the queue it
+ * filled runs low. */
+static void before_consume(kafka_run *r, rd_kafka_queue_t *q, int64_t now_us)
+{
+    size_t queued = rd_kafka_queue_length(q);
+    if (queued >= r->queue_full_at) {
+        r->queue_was_full = 1;
+    } else if (r->queue_was_full && queued < NTA_PREDECODE_MAX) {
+        int64_t left = total_lag(r);
+        wake_fetcher(r, now_us, left >= 0 && (uint64_t)left <= queued);
+    }
 }
 
 static int all_at_end(const kafka_run *r)
@@ -540,6 +568,26 @@ static rd_kafka_topic_partition_list_t *commit_list(kafka_run *r)
         tp->metadata_size = (size_t)mlen;
     }
     return l;
+}
+
+/* Whether a commit would move some partition's committed offset. A
+ * transaction with no results and no new offset is skipped: it would only
+ * move the committed watermark, and a restart from the older one reads the
+ * same records and, having produced nothing since, owes nothing more. Under
+ * a long lateness the offsets stand still for minutes while records stream
+ * in, and each such empty commit held the pipeline's thread for ~5 ms
+ * (bench/README.md, analysis 7). */
+static int offsets_moved(kafka_run *r)
+{
+    nta_offsets *off = nta_pipeline_offsets(r->p);
+    for (int32_t i = 0; i < r->nparts; i++) {
+        if (!r->parts[i].assigned)
+            continue;
+        int64_t c = nta_offsets_commit_point(off, i);
+        if (c >= 0 && c != r->parts[i].committed)
+            return 1;
+    }
+    return 0;
 }
 
 /* The list was committed: it is what a rewind goes back to. */
@@ -839,6 +887,14 @@ static void instance_name(const nta_run_opts *o, char *out, size_t len)
 
 static void destroy_message(void *m) { rd_kafka_message_destroy(m); }
 
+static void consumer_destroy(kafka_run *r, rd_kafka_t *rk)
+{
+    if (r->input_rkt)
+        rd_kafka_topic_destroy(r->input_rkt);
+    r->input_rkt = NULL;
+    rd_kafka_destroy(rk);
+}
+
 static rd_kafka_t *consumer_create(kafka_run *r, char *err, size_t errlen)
 {
     const char *defaults[] = {
@@ -863,6 +919,12 @@ static rd_kafka_t *consumer_create(kafka_run *r, char *err, size_t errlen)
     rd_kafka_conf_t *conf = nta_kafka_conf_new(&r->o->kafka, defaults, err, errlen);
     if (conf == NULL)
         return NULL;
+    char qmin[32];
+    size_t qlen = sizeof qmin;
+    long long qm = rd_kafka_conf_get(conf, "queued.min.messages", qmin, &qlen) == RD_KAFKA_CONF_OK
+                       ? atoll(qmin)
+                       : 0;
+    r->queue_full_at = qm > 1 ? (size_t)qm / 2 : 1;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, consumer_error_cb);
     rd_kafka_conf_set_opaque(conf, r);
@@ -874,13 +936,21 @@ static rd_kafka_t *consumer_create(kafka_run *r, char *err, size_t errlen)
         return NULL;
     }
     rd_kafka_poll_set_consumer(rk);
+    /* Held from the start so that librdkafka learns the input's partitions
+     * and their leaders from the subscription's metadata, before the group
+     * assigns them. Created only at the assignment, a partition told to
+     * start at a logical offset (--from beginning or latest) before it has
+     * joined its broker's thread finds "no current leader" and waits for
+     * librdkafka 2.0.2's 500 ms offset-query retry: half a second lost at
+     * the start of about every other run (bench/README.md, analysis 7). */
+    r->input_rkt = rd_kafka_topic_new(rk, r->conf->input_topic, NULL);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, r->conf->input_topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(err, errlen, "subscribe to %s: %s", r->conf->input_topic, rd_kafka_err2str(e));
-        rd_kafka_destroy(rk);
+        consumer_destroy(r, rk);
         return NULL;
     }
     return rk;
@@ -936,6 +1006,8 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
         nta_producer_destroy(r.prod, 0);
         return 1;
     }
+    nta_producer_prepare(r.prod, conf->output_topic);
+    nta_producer_prepare(r.prod, conf->dlq_topic);
     r.http = attach_http(o, r.p, conf, "kafka");
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(r.rk);
     rd_kafka_message_t *msgs[NTA_PREDECODE_MAX];
@@ -952,6 +1024,7 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
     int drained = 0;
     while (!nta_run_stop && !r.fatal) {
         r.rebalanced = 0;
+        before_consume(&r, q, nta_wall_us());
         ssize_t n = rd_kafka_consume_batch_queue(q, 100, msgs, sizeof msgs / sizeof msgs[0]);
         if (r.rebalanced) {
             /* The rebalance callback ran inside this call: the batch may hold
@@ -997,7 +1070,6 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
                 ps->next = m->offset + 1;
                 if (ps->first < 0)
                     ps->first = m->offset;
-                r.dirty = 1;
                 if (r.broker_down) {
                     r.broker_down = 0;
                     r.note[0] = '\0';
@@ -1026,11 +1098,12 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
         if (!r.broker_down)
             nta_pipeline_tick(r.p, t / 1000);
         maybe_reload(r.p);
-        wake_idle_fetcher(&r, n, t);
+        if (n < NTA_PREDECODE_MAX)
+            wake_fetcher(&r, t, 0);
         nta_producer_poll(r.prod, 0);
         if (t - r.last_commit_us >= (int64_t)o->commit_interval_ms * 1000) {
             if (r.exactly_once) {
-                if (r.dirty || nta_producer_txn_failed(r.prod))
+                if (r.dirty || nta_producer_txn_failed(r.prod) || offsets_moved(&r))
                     txn_commit(&r);
             } else {
                 snapshot_commit(&r);
@@ -1069,13 +1142,13 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
                 (unsigned long long)r.commits, (unsigned long long)r.aborts,
                 (unsigned long long)r.rewinds);
     if (r.fetch_wakes)
-        fprintf(stderr, "nta:   idle fetcher woken %llu times (wake_idle_fetcher in run.c)\n",
+        fprintf(stderr, "nta:   idle fetcher woken %llu times (wake_fetcher in run.c)\n",
                 (unsigned long long)r.fetch_wakes);
     nta_predecode_destroy(pd);
     rd_kafka_queue_destroy(q);
     r.closing = 1; /* closing the consumer revokes: committed just above */
     rd_kafka_consumer_close(r.rk);
-    rd_kafka_destroy(r.rk);
+    consumer_destroy(&r, r.rk);
     long left = nta_producer_destroy(r.prod, r.exactly_once ? 0 : 10000);
     if (left > 0 && !r.exactly_once) {
         fprintf(stderr, "nta: %ld output messages undelivered at exit\n", left);

@@ -7,6 +7,7 @@ ctest fixture) without seeing each other's data.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -81,6 +82,40 @@ class PipelineKafkaTest(unittest.TestCase):
         self.assertIn("nta: 20000 records in, 20000 aggregated", proc.stderr)
         records = [h.record_from_json(l) for l in lines]
         self.check_equal(nta_batch.compute(records, h.STANDARD_SPECS), h.results(t["out"]))
+
+    def test_idle_commits_are_skipped(self):
+        """With an hour of lateness no window closes before the end of the
+        input, so no offset moves once each partition's first one is
+        committed, and nothing is produced: the run commits those first
+        offsets and then once at the end, however short the commit
+        interval, and that last commit holds every result and the input's
+        end offsets."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        t = self.topics()
+        h.generate(t["in"], "rate=2000", "count=100000", "start=%d" % START, "format=json")
+        group = h.unique("idle")
+        script = h.pipeline_script(
+            h.STANDARD_SPECS, {"topic": h.lua_str(t["in"]), "format": '"auto"',
+                               "lateness": '"1h"', "idle_timeout": '"1h"'}, t["out"])
+        p = h.run_nta(["-b", h.brokers(), "-g", group, "--from", "beginning", "--until-end",
+                       "--commit-interval", "10", script])
+        h.assert_clean_log(p.stderr)
+        m = re.search(r"transactions: (\d+) committed", p.stderr)
+        self.assertIsNotNone(m, p.stderr)
+        self.assertLessEqual(int(m.group(1)), 4, p.stderr)
+        records = [h.record_from_json(v["value"]) for v in h.consume_all(t["in"])]
+        self.check_equal(nta_batch.compute(records, h.STANDARD_SPECS), h.results(t["out"]))
+        c = Consumer({"bootstrap.servers": h.brokers(), "group.id": group})
+        try:
+            parts = [TopicPartition(t["in"], i) for i in range(3)]
+            committed = c.committed(parts, timeout=30)
+            for tp in committed:
+                _, hi = c.get_watermark_offsets(TopicPartition(t["in"], tp.partition),
+                                                timeout=30)
+                self.assertEqual(tp.offset, hi)
+        finally:
+            c.close()
 
     def test_csv_records_take_the_message_time(self):
         t = self.topics()
