@@ -22,11 +22,10 @@ void nta_buf_puts(nta_buf *b, const char *s);
 void nta_buf_putc(nta_buf *b, char c);
 void nta_buf_printf(nta_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void nta_buf_u64(nta_buf *b, uint64_t v);
-
+void nta_buf_i64(nta_buf *b, int64_t v);
 /* Writes v in decimal at dst (room for 20 digits, no NUL); returns the
  * number of digits. */
 size_t nta_u64_digits(char *dst, uint64_t v);
-void nta_buf_i64(nta_buf *b, int64_t v);
 /* A JSON string literal, quotes included, escaping as RFC 8259 requires. */
 void nta_buf_json_str(nta_buf *b, const char *s, size_t len);
 /* RFC 3339 UTC with milliseconds: 2023-11-14T22:13:20.123Z */
