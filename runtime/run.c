@@ -392,13 +392,11 @@ static int64_t total_lag(kafka_run *r)
  * queued messages of the partition it drops are fetched again.
  *
  * Which partitions: those known to be behind their end (their high
- * watermark as the last fetch saw it). But once the queue holds all that
- * the partitions have left, a seek would only drop it; what the idle
- * fetcher still owes then is the end-of-partition event of each partition
- * read to its end, which comes from a fetch at the end, sent only after
- * the fetcher wakes: those partitions are sought instead, and the event
- * comes with the broker's answer (fetch.wait.max.ms) rather than a tick
- * later (bench/README.md, analysis 7).
+ * watermark as the last fetch saw it). Once the queue holds all that the
+ * partitions have left, none: a seek would only drop it to fetch it again,
+ * and the end-of-partition events that remain come without one, while a
+ * seek of a partition read to its end cancels the fetch that brings its
+ * event (bench/README.md, analysis 7).
  *
  * At most every 250 ms (a seek also restarts a fetch in flight), not while
  * the brokers are away (the fetcher is then not idle but cut off), and once
@@ -408,7 +406,7 @@ static int64_t total_lag(kafka_run *r)
  * again would cancel the very fetch that reports the partition's end. */
 #define WAKE_EVERY_US 250000
 
-static void wake_fetcher(kafka_run *r, int64_t now_us, int at_end)
+static void wake_fetcher(kafka_run *r, int64_t now_us)
 {
     if (r->broker_down || now_us - r->last_wake_us < WAKE_EVERY_US)
         return;
@@ -418,7 +416,7 @@ static void wake_fetcher(kafka_run *r, int64_t now_us, int at_end)
         int64_t lo, hi;
         if (!ps->assigned || ps->eof || ps->next < 0 || ps->next == ps->woken_at ||
             rd_kafka_get_watermark_offsets(r->rk, r->conf->input_topic, i, &lo, &hi) != 0 ||
-            hi < 0 || (at_end ? hi > ps->next : hi <= ps->next))
+            hi <= ps->next)
             continue;
         if (l == NULL)
             l = rd_kafka_topic_partition_list_new(r->nparts);
@@ -446,7 +444,8 @@ static void before_consume(kafka_run *r, rd_kafka_queue_t *q, int64_t now_us)
         r->queue_was_full = 1;
     } else if (r->queue_was_full && queued < NTA_PREDECODE_MAX) {
         int64_t left = total_lag(r);
-        wake_fetcher(r, now_us, left >= 0 && (uint64_t)left <= queued);
+        if (left < 0 || (uint64_t)left > queued)
+            wake_fetcher(r, now_us);
     }
 }
 
@@ -1099,7 +1098,7 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
             nta_pipeline_tick(r.p, t / 1000);
         maybe_reload(r.p);
         if (n < NTA_PREDECODE_MAX)
-            wake_fetcher(&r, t, 0);
+            wake_fetcher(&r, t);
         nta_producer_poll(r.prod, 0);
         if (t - r.last_commit_us >= (int64_t)o->commit_interval_ms * 1000) {
             if (r.exactly_once) {
