@@ -1007,6 +1007,7 @@ int nta_run_pipeline_kafka(nta_script *s, nta_pipeline_conf *conf, const nta_run
     }
     nta_producer_prepare(r.prod, conf->output_topic);
     nta_producer_prepare(r.prod, conf->dlq_topic);
+    nta_producer_prepare(r.prod, conf->late_topic);
     r.http = attach_http(o, r.p, conf, "kafka");
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(r.rk);
     rd_kafka_message_t *msgs[NTA_PREDECODE_MAX];
