@@ -172,7 +172,7 @@ size_t nta_addr_format(const nta_addr *a, char *buf)
     if (nta_addr_is_v4(a)) {
         size_t n = 0;
         for (int i = 12; i < 16; i++) {
-            n += put_dec(buf + n, a->b[i]);
+            n += nta_u64_digits(buf + n, a->b[i]);
             buf[n++] = '.';
         }
         buf[--n] = '\0';

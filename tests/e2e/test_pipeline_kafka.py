@@ -30,7 +30,8 @@ class PipelineKafkaTest(unittest.TestCase):
         h.create_topics((t["in"], partitions), (t["out"], 1), (t["dlq"], 1), (t["late"], 1))
         return t
 
-    def run_pipeline(self, t, specs, fmt="auto", lateness="1h", extra_args=(), extra_input=None):
+    def run_pipeline(self, t, specs, fmt="auto", lateness="1h", extra_args=(), extra_input=None,
+                     group=None):
         opts = {"topic": h.lua_str(t["in"]), "format": h.lua_str(fmt),
                 "lateness": h.lua_str(lateness), "dlq": h.lua_str(t["dlq"]),
                 "late_topic": h.lua_str(t["late"]),
@@ -38,7 +39,7 @@ class PipelineKafkaTest(unittest.TestCase):
                 "idle_timeout": '"1h"'}
         opts.update(extra_input or {})
         script = h.pipeline_script(specs, opts, t["out"])
-        p = h.run_nta(["-b", h.brokers(), "-g", h.unique("nta"), "--from", "beginning",
+        p = h.run_nta(["-b", h.brokers(), "-g", group or h.unique("nta"), "--from", "beginning",
                        "--until-end"] + list(extra_args) + [script])
         h.assert_clean_log(p.stderr)
         return p
@@ -95,12 +96,8 @@ class PipelineKafkaTest(unittest.TestCase):
         t = self.topics()
         h.generate(t["in"], "rate=2000", "count=100000", "start=%d" % START, "format=json")
         group = h.unique("idle")
-        script = h.pipeline_script(
-            h.STANDARD_SPECS, {"topic": h.lua_str(t["in"]), "format": '"auto"',
-                               "lateness": '"1h"', "idle_timeout": '"1h"'}, t["out"])
-        p = h.run_nta(["-b", h.brokers(), "-g", group, "--from", "beginning", "--until-end",
-                       "--commit-interval", "10", script])
-        h.assert_clean_log(p.stderr)
+        p = self.run_pipeline(t, h.STANDARD_SPECS, extra_args=["--commit-interval", "10"],
+                              group=group)
         m = re.search(r"transactions: (\d+) committed", p.stderr)
         self.assertIsNotNone(m, p.stderr)
         self.assertLessEqual(int(m.group(1)), 4, p.stderr)
